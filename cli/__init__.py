@@ -1,0 +1,1 @@
+"""The ``promptloop`` command line."""

@@ -1,0 +1,135 @@
+"""``promptloop``: set up, feed, run and watch the system."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+ALL_QUEUES = "ingest,evaluate,optimize,control"
+
+
+def settings() -> Settings:
+    """The environment's settings, or a clean exit naming the bad variable."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _client(s: Settings):
+    from promptloop_client import Client
+
+    return Client(s.redis_url)
+
+
+def _send(emit) -> None:
+    """Emit one event through the client and wait until Redis has it."""
+    s = settings()
+    client = _client(s)
+    try:
+        emit(client)
+    except ValueError as exc:
+        client.close(0)
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not client.close(timeout=5):
+        console.print(f"[red]not delivered: Redis at {s.redis_url} unreachable ({client.stats()['last_error']})[/red]")
+        raise typer.Exit(1)
+    console.print("sent")
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    from shared.db import get_engine
+    from shared.migrate import current, upgrade
+
+    s = settings()
+    engine = get_engine(s)
+    upgrade(engine)
+    console.print(f"database {engine.url.render_as_string(hide_password=True)} at revision {current(engine)}")
+
+
+@app.command()
+def feedback(variant: str, model: str, score: float, feedback_type: str = typer.Argument("quality")) -> None:
+    """Record a user's 0..1 rating of VARIANT on MODEL."""
+    _send(lambda c: c.feedback(variant, model, score, feedback_type))
+
+
+@app.command()
+def metrics(variant: str, model: str, latency_ms: float,
+            failed: bool = typer.Option(False, "--failed", help="The call failed."),
+            quality: Optional[float] = typer.Option(None, help="Quality score 0..1."),
+            family: Optional[str] = typer.Option(None, help="Prompt family of the call.")) -> None:
+    """Record one call of VARIANT on MODEL that took LATENCY_MS."""
+    _send(lambda c: c.metric(variant, model, latency_ms, not failed, quality=quality, family=family))
+
+
+@app.command()
+def status(hours: float = typer.Option(1.0, help="Window for the per-variant counts.")) -> None:
+    """Stream, dead letters, recent events per variant x model, and live workers."""
+    from cli.report import print_status
+
+    print_status(console, settings(), hours)
+
+
+@app.command()
+def worker(queues: str = typer.Option(ALL_QUEUES, "--queues", "-Q", help="Comma-separated queues to consume."),
+           concurrency: int = typer.Option(2, "--concurrency", "-c"),
+           loglevel: str = typer.Option("INFO"),
+           hostname: Optional[str] = typer.Option(None, "--hostname", "-n")) -> None:
+    """Run a Celery worker (prefork) on QUEUES. Start as many as you like, on any number of hosts."""
+    from cli.runtime import require_migrated
+
+    s = settings()
+    require_migrated(console, s)
+    from workers.app import app as celery_app
+
+    argv = ["worker", "-Q", queues, "-c", str(concurrency), "--loglevel", loglevel, "-E"]
+    if hostname:
+        argv += ["-n", hostname]
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def beat(loglevel: str = typer.Option("INFO")) -> None:
+    """Run the scheduler. Run exactly one per deployment."""
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    from workers.app import app as celery_app
+
+    celery_app.start(["beat", "-s", str(s.data_dir / "celerybeat-schedule"), "--loglevel", loglevel])
+
+
+@app.command()
+def demo(events: int = typer.Option(5000, help="Metric events in the burst (plus feedback and examples)."),
+         datasets: Optional[str] = typer.Option(None, help="Folder of the labeled datasets (CoNLL04 inputs).")) -> None:
+    """The main job: start Redis, a worker and beat locally, send a burst through the client, show status."""
+    from cli.demo import run_demo
+
+    sys.exit(run_demo(console, settings(), events, datasets))
+
+
+@app.command("dead-letters")
+def dead_letters(limit: int = typer.Option(20)) -> None:
+    """The newest dead letters and why each was refused."""
+    from shared.db import get_engine
+    from shared.status import recent_dead_letters
+
+    table = Table("stream id", "deliveries", "reason")
+    for row in recent_dead_letters(get_engine(settings()), limit):
+        table.add_row(row["stream_id"], str(row["delivery_count"]), row["reason"])
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,68 @@
+"""Starting the local pieces the CLI needs: checks, Redis, worker and beat processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+import typer
+from rich.console import Console
+
+from shared.local import RedisServer
+from shared.settings import Settings
+
+
+def require_migrated(console: Console, s: Settings) -> None:
+    """Refuse to start a worker on a database that ``promptloop init`` has not prepared."""
+    from shared.db import get_engine
+    from shared.migrate import current
+
+    rev = current(get_engine(s))
+    if rev is None:
+        console.print("[red]the database has no schema yet: run `promptloop init` first[/red]")
+        raise typer.Exit(2)
+
+
+def redis_reachable(url: str) -> bool:
+    """Whether a Redis server answers at ``url``."""
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_local_redis(s: Settings) -> RedisServer | None:
+    """Start ``redis-server`` for a loopback ``REDIS_URL`` nobody serves; None if one already answers."""
+    if redis_reachable(s.redis_url):
+        return None
+    url = urlparse(s.redis_url)
+    if url.hostname not in ("localhost", "127.0.0.1"):
+        raise typer.BadParameter(f"REDIS_URL {s.redis_url} is unreachable and not local, so it can't be started")
+    return RedisServer(s.data_dir / "redis", url.port or 6379).start()
+
+
+def spawn(args: list[str], s: Settings, log_name: str) -> subprocess.Popen:
+    """Run ``promptloop ARGS`` in a child process with this process's settings, logging to the data dir."""
+    logs = s.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "REDIS_URL": s.redis_url, "DATABASE_URL": s.sqlalchemy_url,
+           "PROMPTLOOP_DATA_DIR": str(s.data_dir)}
+    log = open(logs / f"{log_name}.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> None:
+    """Ask a child to stop (warm shutdown), then kill it if it doesn't."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()

@@ -1,0 +1,76 @@
+"""The ``monitored`` decorator: one metric event per call, plus a sampled input/output example."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import random
+import time
+
+log = logging.getLogger("promptloop_client")
+
+
+def first_text_argument(args: tuple, kwargs: dict) -> str | None:
+    """The call's input as LLM functions take it: ``prompt=`` or the first string argument."""
+    if isinstance(kwargs.get("prompt"), str):
+        return kwargs["prompt"]
+    for arg in args:
+        if isinstance(arg, str):
+            return arg
+    return None
+
+
+def monitored(client, family: str, variant: str, model: str, *, sample_rate: float | None = None,
+              input_of=first_text_argument):
+    """Wrap a sync or async function so that each call reports to ``client``.
+
+    The wrapped function's result and exceptions pass through untouched; reporting problems are
+    counted in ``client.stats()["internal_errors"]`` and never reach the caller.
+    """
+    for value, what in ((family, "family"), (variant, "variant"), (model, "model")):
+        if type(value) is not str or not value:
+            raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    rate = client.example_sample_rate if sample_rate is None else sample_rate
+
+    def report(started: float, ok: bool, args: tuple, kwargs: dict, result) -> None:
+        try:
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            client.metric(variant, model, latency_ms, ok, family=family)
+            if ok and isinstance(result, str) and rate > 0 and random.random() < rate:
+                text = input_of(args, kwargs)
+                if text is not None:
+                    client.example(family, model, variant, text, result, latency_ms=latency_ms)
+        except Exception:
+            client._counts["internal_errors"] += 1
+            log.debug("promptloop monitoring failed", exc_info=True)
+
+    def decorate(func):
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args, **kwargs):
+                started = time.perf_counter()
+                try:
+                    result = await func(*args, **kwargs)
+                except Exception:
+                    report(started, False, args, kwargs, None)
+                    raise
+                report(started, True, args, kwargs, result)
+                return result
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                result = func(*args, **kwargs)
+            except Exception:
+                report(started, False, args, kwargs, None)
+                raise
+            report(started, True, args, kwargs, result)
+            return result
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,20 @@
+"""What beat triggers, and why each entry exists."""
+
+from __future__ import annotations
+
+from shared.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """The schedule for ``settings``; each entry expires after 1.5 periods so ticks never pile up
+    behind busy or absent workers."""
+    interval = settings.drain_interval_s
+    return {
+        # Keep the event stream drained. A tick is a no-op when enough drainers already run; a
+        # drainer that hits its time budget with a backlog left re-enqueues itself.
+        "drain-events": {
+            "task": "tasks.ingest.drain_events",
+            "schedule": interval,
+            "options": {"expires": interval * 1.5},
+        },
+    }

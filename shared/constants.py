@@ -1,0 +1,13 @@
+"""Redis names in one place. Renaming any of these strands data already written under the old name."""
+
+#: The stream producers append to (must equal ``promptloop_client.wire.STREAM``).
+STREAM = "promptloop:events"
+#: The single field of each stream entry, holding the event's JSON (``promptloop_client.wire.FIELD``).
+FIELD = b"e"
+#: Event schema versions ingest understands (``promptloop_client.wire.SCHEMA_VERSION``).
+SCHEMA_VERSIONS = (1,)
+#: The consumer group all ingest workers share: each entry goes to one of them.
+GROUP = "promptloop-ingest"
+#: Leases that bound how many drain loops run at once, ``{prefix}{slot}``; they expire on their own
+#: when a worker dies, so a killed drainer never blocks the others for longer than the lease.
+DRAIN_SLOT_PREFIX = "promptloop:lease:drain:"

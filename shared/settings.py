@@ -1,0 +1,132 @@
+"""One validated settings object, read from the environment (the seed's variables and ours).
+
+Invalid values stop the process at start-up with a message naming the variable; secrets (database
+passwords, Redis credentials) come only from the environment, never from files in the repository.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from .config import AlertConfig, OptimizationConfig
+
+
+class SettingsError(ValueError):
+    """The environment holds a value promptloop cannot run with."""
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".promptloop"
+
+
+def _default_datasets_dir() -> Path:
+    # The labeled sets handed to the team sit beside the checkout; they are never copied into it.
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, each field bound to exactly one environment variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    # The seed design's variables.
+    dspy_enabled: bool = Field(True, alias="DSPY_ENABLED")
+    dspy_phase2_enabled: bool = Field(True, alias="DSPY_PHASE2_ENABLED")
+    auto_optimize: bool = Field(True, alias="DSPY_AUTO_OPTIMIZE")
+    performance_threshold: float = Field(0.15, gt=0, lt=1, alias="DSPY_PERFORMANCE_THRESHOLD")
+    feedback_threshold: int = Field(50, ge=1, alias="DSPY_FEEDBACK_THRESHOLD")
+    alert_latency_ms: float = Field(5000, gt=0, alias="DSPY_ALERT_LATENCY")
+    alert_success_rate: float = Field(0.9, ge=0, le=1, alias="DSPY_ALERT_SUCCESS_RATE")
+
+    # Services.
+    redis_url: str = Field("redis://localhost:6379/0", alias="REDIS_URL")
+    #: Empty means a SQLite file in the data directory (the embedded default).
+    database_url: str = Field("", alias="DATABASE_URL")
+    data_dir: Path = Field(default_factory=_default_data_dir, alias="PROMPTLOOP_DATA_DIR")
+    datasets_dir: Path = Field(default_factory=_default_datasets_dir, alias="PROMPTLOOP_DATASETS_DIR")
+
+    # Ingest.
+    #: Stream entries read per XREADGROUP, inserted in one transaction.
+    ingest_batch_size: int = Field(2000, ge=1, le=50_000, alias="PROMPTLOOP_INGEST_BATCH")
+    #: An entry delivered this many times without being stored goes to the dead letters.
+    ingest_max_deliveries: int = Field(5, ge=1, alias="PROMPTLOOP_MAX_DELIVERIES")
+    #: A consumer's unacknowledged entries are taken over after this long without progress.
+    #: Too low and a slow but alive worker's batch is processed twice (harmless, just wasted work).
+    ingest_reclaim_idle_ms: int = Field(60_000, ge=100, alias="PROMPTLOOP_RECLAIM_IDLE_MS")
+    ingest_max_event_bytes: int = Field(256 * 1024, ge=1024, alias="PROMPTLOOP_MAX_EVENT_BYTES")
+    #: One drain task reads for at most this long, then re-enqueues itself if a backlog remains.
+    ingest_drain_budget_s: float = Field(10.0, gt=0, alias="PROMPTLOOP_DRAIN_BUDGET_S")
+    #: At most this many drain loops run at once across all workers.
+    ingest_parallel: int = Field(4, ge=1, le=64, alias="PROMPTLOOP_INGEST_PARALLEL")
+    #: How often beat asks for a drain.
+    drain_interval_s: float = Field(1.0, gt=0, alias="PROMPTLOOP_DRAIN_INTERVAL_S")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+        except Exception as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+            # One driver everywhere: psycopg 3 (COPY support, no separate C build).
+            url = url.set(drivername="postgresql+psycopg")
+        if url.drivername not in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+            raise ValueError("use postgresql+psycopg://... or sqlite:///...")
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """``DATABASE_URL``, or the embedded SQLite file."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'promptloop.db'}"
+
+    @property
+    def optimization(self) -> OptimizationConfig:
+        """The seed's ``OptimizationConfig`` with the environment's overrides applied."""
+        return OptimizationConfig(
+            enable_automatic_optimization=self.auto_optimize,
+            performance_degradation_threshold=self.performance_threshold,
+            feedback_volume_threshold=self.feedback_threshold,
+        )
+
+    @property
+    def alerts(self) -> list[AlertConfig]:
+        """The seed's default alerts, with thresholds from the environment."""
+        return [
+            AlertConfig(metric_name="latency_mean", threshold=self.alert_latency_ms, comparison="greater_than",
+                        window_minutes=5, min_samples=10),
+            AlertConfig(metric_name="success_rate", threshold=self.alert_success_rate, comparison="less_than",
+                        window_minutes=5, min_samples=10),
+        ]
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate the environment; raise ``SettingsError`` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, loaded once."""
+    return load_settings()

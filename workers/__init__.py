@@ -1,0 +1,1 @@
+"""The Celery application: queues, routing, serialization and per-process setup."""

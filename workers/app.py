@@ -1,0 +1,57 @@
+"""The Celery app every worker, beat and producer of tasks imports.
+
+Security: JSON is the only accepted content type, so a message cannot make a worker unpickle
+anything. Broker and result backend URLs come from the environment (``REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery, signals
+from kombu import Queue as KombuQueue
+
+from scheduler.schedule import beat_schedule
+from shared.db import reset_engine
+from shared.rediscon import reset_redis
+from shared.settings import Settings, get_settings
+
+from .queues import ROUTES, Queue
+
+
+def make_app(settings: Settings) -> Celery:
+    """A Celery app configured from ``settings``."""
+    app = Celery("promptloop", include=["tasks.ingest"])
+    app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_queues=[KombuQueue(q.value) for q in Queue],
+        task_default_queue=Queue.CONTROL.value,
+        task_routes=ROUTES,
+        # One message at a time per process: tasks are long relative to fetching, and a prefetched
+        # message would sit behind a 10-second drain.
+        worker_prefetch_multiplier=1,
+        # acks_late is set per task, only where running twice is harmless.
+        task_acks_late=False,
+        task_track_started=True,
+        # Flower needs task events.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
+
+
+app = make_app(get_settings())
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_after_fork(**_):
+    # Connections opened in the parent must not be shared with forked children.
+    reset_engine()
+    reset_redis()
