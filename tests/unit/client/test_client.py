@@ -1,0 +1,145 @@
+"""The producer: argument checks, delivery, bounded buffering and recovery (fakeredis)."""
+
+import json
+import math
+import uuid
+
+import fakeredis
+import pytest
+
+from promptloop_client import Client, wire
+
+
+@pytest.fixture
+def server():
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server):
+    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
+    yield c
+    c.close(1)
+
+
+def stream_events(server) -> list[dict]:
+    r = fakeredis.FakeRedis(server=server)
+    return [json.loads(fields[b"e"]) for _, fields in r.xrange(wire.STREAM)]
+
+
+def test_each_kind_arrives_with_a_uuid_and_timestamp(client, server):
+    client.feedback("DSPY_A", "3b", 0.85, "quality")
+    client.metric("DSPY_B", "7b", 1200, True, quality=0.9, tokens_in=10, tokens_out=3, family="entity_extraction")
+    client.example("entity_extraction", "1.5b", "baseline", "in", "out", reference="ref")
+    assert client.flush(5)
+
+    events = stream_events(server)
+    assert [e["kind"] for e in events] == ["feedback", "metric", "example"]
+    assert {k: events[0][k] for k in ("variant", "model", "score", "feedback_type")} == {
+        "variant": "DSPY_A", "model": "3b", "score": 0.85, "feedback_type": "quality"}
+    assert events[1]["latency_ms"] == 1200 and events[1]["success"] is True and events[1]["family"] == "entity_extraction"
+    assert events[2]["reference"] == "ref" and events[2]["input"] == "in"
+    for e in events:
+        assert uuid.UUID(e["event_id"]).version == 4
+        assert e["ts"] > 1.7e9 and e["v"] == wire.SCHEMA_VERSION
+    assert len({e["event_id"] for e in events}) == 3
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.feedback("v", "3b", 1.5),
+    lambda c: c.feedback("v", "3b", -0.1),
+    lambda c: c.feedback("v", "3b", math.nan),
+    lambda c: c.feedback("v", "3b", "0.5"),
+    lambda c: c.feedback("", "3b", 0.5),
+    lambda c: c.feedback("v", None, 0.5),
+    lambda c: c.metric("v", "3b", -1, True),
+    lambda c: c.metric("v", "3b", math.inf, True),
+    lambda c: c.metric("v", "3b", 10, "yes"),
+    lambda c: c.metric("v", "3b", 10, True, quality=2),
+    lambda c: c.metric("v", "3b", 10, True, tokens_in=1.5),
+    lambda c: c.example("f", "3b", "v", None, "out"),
+])
+def test_wrong_arguments_raise_value_error_at_once_and_send_nothing(client, server, call):
+    with pytest.raises(ValueError):
+        call(client)
+    assert client.flush(5)
+    assert stream_events(server) == []
+    assert client.stats()["emitted"] == 0
+
+
+def test_redis_down_buffers_then_delivers_when_it_returns(server):
+    server.connected = False
+    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
+    for i in range(50):
+        c.metric("v", "3b", i, True)  # never raises into the host
+    assert not c.flush(0.3)
+    stats = c.stats()
+    assert stats["buffered"] == 50 and stats["send_errors"] >= 1 and "ConnectionError" in stats["last_error"]
+
+    server.connected = True
+    assert c.flush(10)
+    assert [e["latency_ms"] for e in stream_events(server)] == list(range(50))
+    assert c.stats()["sent"] == 50 and c.stats()["dropped"] == 0
+    c.close(1)
+
+
+def test_full_buffer_drops_the_oldest_and_counts_them(server):
+    server.connected = False
+    c = Client(connection=fakeredis.FakeRedis(server=server), max_buffer=10, flush_interval=0.01)
+    for i in range(25):
+        c.metric("v", "3b", i, True)
+    assert c.stats()["dropped"] == 15
+    server.connected = True
+    assert c.flush(10)
+    assert [e["latency_ms"] for e in stream_events(server)] == list(range(15, 25))
+    c.close(1)
+
+
+def test_stream_at_its_cap_holds_events_in_the_client(server):
+    r = fakeredis.FakeRedis(server=server)
+    for _ in range(5):
+        r.xadd(wire.STREAM, {"e": b"{}"})
+    c = Client(connection=r, stream_cap=5, flush_interval=0.01)
+    c._stream_len = 5
+    c.feedback("v", "3b", 0.5)
+    assert not c.flush(0.3)
+    assert "cap" in c.stats()["last_error"] and r.xlen(wire.STREAM) == 5
+
+    r.xtrim(wire.STREAM, maxlen=0)  # workers caught up
+    assert c.flush(10)
+    assert r.xlen(wire.STREAM) == 1
+    c.close(1)
+
+
+def test_close_drains_and_reports_leftovers(server):
+    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=10)
+    c.feedback("v", "3b", 0.1)
+    assert c.close(5) is True
+    assert len(stream_events(server)) == 1
+
+    server.connected = False
+    c2 = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
+    c2.feedback("v", "3b", 0.1)
+    assert c2.close(0.2) is False
+    assert c2.stats()["buffered"] == 1
+
+
+async def _async_use(c):
+    c.feedback("v", "3b", 0.3)
+    return await c.aflush(5)
+
+
+def test_usable_from_asyncio(client, server):
+    import asyncio
+
+    assert asyncio.run(_async_use(client)) is True
+    assert len(stream_events(server)) == 1
+
+
+def test_a_retried_batch_keeps_its_event_ids(server):
+    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
+    encoded = [Client._encode(("feedback", 1.0, "v", "3b", 0.5, "quality"))]
+    c._give_back(encoded)
+    assert c.flush(5)
+    assert stream_events(server)[0]["event_id"] == json.loads(encoded[0])["event_id"]
+    c.close(1)

@@ -1,0 +1,50 @@
+"""Event validation: what ingest accepts and the reasons it gives for what it refuses."""
+
+import json
+
+import pytest
+
+from promptloop_client.client import Client
+from shared.events import InvalidEvent, parse_event
+
+
+def raw(kind_tuple) -> bytes:
+    return Client._encode(kind_tuple)
+
+
+def test_client_events_validate():
+    assert parse_event(raw(("feedback", 1.7e9, "v", "3b", 0.5, "quality")), 10_000).score == 0.5
+    m = parse_event(raw(("metric", 1.7e9, "v", "3b", 12.5, False, None, 3, None, "summarization")), 10_000)
+    assert (m.success, m.tokens_in, m.family) == (False, 3, "summarization")
+    e = parse_event(raw(("example", 1.7e9, "f", "3b", "v", "in", "out", None, None, None, None)), 10_000)
+    assert e.reference is None
+
+
+def mutate(**changes) -> bytes:
+    event = json.loads(raw(("metric", 1.7e9, "v", "3b", 12.5, True, None, None, None, None)))
+    event.update(changes)
+    return json.dumps({k: v for k, v in event.items() if v != "DELETE"}).encode()
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"\xff\xfe not json", "Invalid JSON"),
+    (b"[1, 2]", "object"),
+    (mutate(kind="bogus"), "kind"),
+    (mutate(latency_ms="slow"), "latency_ms"),
+    (mutate(latency_ms=-3), "latency_ms"),
+    (mutate(success="true"), "success"),
+    (mutate(variant="DELETE"), "variant"),
+    (mutate(variant="x" * 201), "variant"),
+    (mutate(model="3\u0000b"), "model"),
+    (mutate(event_id="not-a-uuid"), "event_id"),
+    (mutate(tokens_in=2**40), "tokens_in"),
+    (mutate(v=2), "schema version"),
+])
+def test_malformed_events_get_a_reason(payload, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        parse_event(payload, 10_000)
+
+
+def test_oversized_payloads_are_refused_before_parsing():
+    with pytest.raises(InvalidEvent, match="oversized: 20001 bytes > limit 20000"):
+        parse_event(b" " * 20_001, 20_000)

@@ -1,0 +1,177 @@
+"""Ingest on fakeredis + SQLite: stored once, dead letters, reclaiming, and safe trimming.
+
+The same guarantees are proven on real redis-server, PostgreSQL and Celery workers in
+``tests/integration/test_ingest_e2e.py``.
+"""
+
+import time
+
+import fakeredis
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from promptloop_client.client import Client
+from shared import ingest as ingest_module
+from shared.constants import GROUP, STREAM
+from shared.db import make_engine
+from shared.ingest import Ingestor, ensure_group
+from shared.migrate import upgrade
+from shared.store import COLUMNS
+from shared.models import DeadLetter, FeedbackEvent, MetricEvent, ProductionExample
+
+
+@pytest.fixture
+def r():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    upgrade(e)
+    return e
+
+
+def count(engine, model) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def metric(i: int, ts: float = 1.7e9) -> bytes:
+    return Client._encode(("metric", ts, "baseline", "3b", float(i), True, None, None, None, "entity_extraction"))
+
+
+def add(r, payload: bytes, field: bytes = b"e") -> bytes:
+    return r.xadd(STREAM, {field: payload})
+
+
+def make(r, engine, **kw) -> Ingestor:
+    return Ingestor(r, engine, **{"consumer": "c1", "batch_size": 50, **kw})
+
+
+def test_every_kind_is_stored_and_the_stream_is_trimmed(r, engine):
+    for i in range(120):
+        add(r, metric(i))
+    add(r, Client._encode(("feedback", 1.7e9, "DSPY_A", "3b", 0.85, "quality")))
+    add(r, Client._encode(("example", 1.7e9, "entity_extraction", "3b", "baseline", "in", "out", "ref", 5.0, 1, 2)))
+
+    stats = make(r, engine).drain()
+
+    assert (stats.read, stats.stored, stats.dead, stats.duplicates, stats.backlog) == (122, 122, 0, 0, False)
+    assert (count(engine, MetricEvent), count(engine, FeedbackEvent), count(engine, ProductionExample)) == (120, 1, 1)
+    assert r.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_an_event_delivered_twice_is_stored_once(r, engine):
+    payload = metric(1)
+    add(r, payload)
+    add(r, payload)
+    first = make(r, engine).drain()
+    add(r, payload)
+    second = make(r, engine).drain()
+    assert (first.stored, first.duplicates, second.stored, second.duplicates) == (1, 1, 0, 1)
+    assert count(engine, MetricEvent) == 1
+
+
+def test_malformed_entries_become_dead_letters_and_the_rest_flow(r, engine):
+    wrong_type = metric(2).replace(b'"success":true', b'"success":"yes"')
+    add(r, metric(1))
+    add(r, b"{broken")
+    add(r, wrong_type)
+    add(r, b"x" * 5000)
+    add(r, b"{}", field=b"other")
+    add(r, metric(3))
+
+    stats = make(r, engine, max_event_bytes=4096).drain()
+
+    assert (stats.stored, stats.dead) == (2, 4)
+    with engine.connect() as conn:
+        letters = conn.execute(select(DeadLetter.raw, DeadLetter.reason).order_by(DeadLetter.id)).all()
+    assert [raw for raw, _ in letters][:2] == [b"{broken", wrong_type]
+    reasons = [reason for _, reason in letters]
+    assert "Invalid JSON" in reasons[0] and "success" in reasons[1]
+    assert reasons[2] == "oversized: 5000 bytes > limit 4096" and "no field 'e'" in reasons[3]
+    assert r.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_a_dead_consumers_entries_are_reclaimed_and_kept_until_then(r, engine):
+    for i in range(10):
+        add(r, metric(i))
+    ensure_group(r)
+    r.xreadgroup(GROUP, "dead-worker", {STREAM: ">"}, count=10)  # read, never acknowledged
+
+    live = make(r, engine, reclaim_idle_ms=200)
+    assert live.drain().stored == 0
+    live.trim()
+    assert r.xlen(STREAM) == 10  # pending entries survive trimming
+
+    time.sleep(0.25)
+    stats = live.drain()
+    assert (stats.reclaimed, stats.stored) == (10, 10)
+    assert r.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_an_entry_that_keeps_killing_its_consumers_goes_to_dead_letters(r, engine):
+    add(r, metric(1))
+    ensure_group(r)
+    r.xreadgroup(GROUP, "w0", {STREAM: ">"})
+    for n in range(3):  # three more consumers claim it and die
+        time.sleep(0.12)
+        r.xclaim(STREAM, GROUP, f"w{n + 1}", min_idle_time=100, message_ids=[r.xrange(STREAM)[0][0]])
+    time.sleep(0.12)
+
+    stats = make(r, engine, reclaim_idle_ms=100, max_deliveries=4).drain()
+
+    assert (stats.stored, stats.dead) == (0, 1)
+    with engine.connect() as conn:
+        letter = conn.execute(select(DeadLetter.__table__)).one()
+    assert letter.delivery_count == 5 and "not acknowledged after 4 deliveries" in letter.reason
+    assert letter.raw == metric(1)
+
+
+def test_a_row_the_database_refuses_is_isolated(r, engine, monkeypatch):
+    for i in range(5):
+        add(r, metric(i))
+    real = ingest_module.insert_events
+
+    def refuse_latency_3(conn, kind, rows):
+        if any(row[list(COLUMNS[kind]).index("latency_ms")] == 3.0 for row in rows):
+            raise IntegrityError("INSERT", {}, Exception("check constraint"))
+        return real(conn, kind, rows)
+
+    monkeypatch.setattr(ingest_module, "insert_events", refuse_latency_3)
+    stats = make(r, engine).drain()
+    assert (stats.stored, stats.dead) == (4, 1)
+    with engine.connect() as conn:
+        assert "database refused" in conn.execute(select(DeadLetter.reason)).scalar_one()
+
+
+def test_a_database_outage_acknowledges_nothing(r, engine, monkeypatch):
+    for i in range(5):
+        add(r, metric(i))
+    ingestor = make(r, engine)
+    ingestor.drain()  # group exists, all stored
+    for i in range(5, 8):
+        add(r, metric(i))
+
+    def down(*a, **k):
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(ingest_module, "insert_events", down)
+    with pytest.raises(OperationalError):
+        ingestor.drain()
+    assert r.xpending(STREAM, GROUP)["pending"] == 3
+
+    monkeypatch.undo()
+    time.sleep(0.15)
+    stats = make(r, engine, consumer="c2", reclaim_idle_ms=100).drain()
+    assert (stats.reclaimed, stats.stored) == (3, 3)
+    assert count(engine, MetricEvent) == 8
+
+
+def test_a_time_budget_leaves_a_backlog_flag(r, engine):
+    for i in range(200):
+        add(r, metric(i))
+    stats = make(r, engine, batch_size=10).drain(budget_s=0)
+    assert stats.backlog and stats.read < 200
