@@ -113,7 +113,8 @@ def test_a_dead_consumers_entries_are_reclaimed_and_kept_until_then(r, engine):
 
 
 def test_an_entry_that_keeps_killing_its_consumers_goes_to_dead_letters(r, engine):
-    add(r, metric(1))
+    poison = metric(1)
+    add(r, poison)
     ensure_group(r)
     r.xreadgroup(GROUP, "w0", {STREAM: ">"})
     for n in range(3):  # three more consumers claim it and die
@@ -127,7 +128,7 @@ def test_an_entry_that_keeps_killing_its_consumers_goes_to_dead_letters(r, engin
     with engine.connect() as conn:
         letter = conn.execute(select(DeadLetter.__table__)).one()
     assert letter.delivery_count == 5 and "not acknowledged after 4 deliveries" in letter.reason
-    assert letter.raw == metric(1)
+    assert letter.raw == poison
 
 
 def test_a_row_the_database_refuses_is_isolated(r, engine, monkeypatch):
