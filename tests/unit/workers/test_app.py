@@ -1,0 +1,38 @@
+"""The Celery app: JSON only, every task routed to a declared queue, task names stable."""
+
+import pickle
+
+import pytest
+from kombu.exceptions import ContentDisallowed
+from kombu.serialization import loads
+
+import tasks.ingest  # noqa: F401  registers the tasks
+from workers.app import app
+from workers.queues import ROUTES, Queue
+
+# Renaming a task strands the messages already queued under the old name: change this list on purpose.
+TASK_NAMES = ["tasks.ingest.drain_events"]
+
+
+def test_registered_task_names_are_stable():
+    assert sorted(n for n in app.tasks if n.startswith("tasks.")) == TASK_NAMES
+
+
+def test_pickle_is_refused():
+    assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
+    payload = pickle.dumps({"x": 1})
+    with pytest.raises(ContentDisallowed):
+        loads(payload, "application/x-python-serialize", "binary", accept=app.conf.accept_content)
+
+
+def test_every_task_routes_to_a_declared_queue():
+    declared = {q.name for q in app.conf.task_queues}
+    assert declared == {q.value for q in Queue}
+    for name in TASK_NAMES:
+        route = app.amqp.router.route({}, name)
+        assert route["queue"].name in declared
+        assert route["queue"].name == ROUTES[name.rsplit(".", 1)[0] + ".*"]["queue"]
+
+
+def test_acks_late_only_on_idempotent_tasks():
+    assert tasks.ingest.drain_events.acks_late is True
