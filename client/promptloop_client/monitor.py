@@ -21,6 +21,20 @@ def first_text_argument(args: tuple, kwargs: dict) -> str | None:
     return None
 
 
+def report_call(client, family: str, variant: str, model: str, started: float, ok: bool, input_text, result,
+                sample_rate: float) -> None:
+    """Emit the metric for one finished call and, sampled, its input/output example. Never raises."""
+    try:
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        client.metric(variant, model, latency_ms, ok, family=family)
+        if ok and isinstance(result, str) and input_text is not None and sample_rate > 0 \
+                and random.random() < sample_rate:
+            client.example(family, model, variant, input_text, result, latency_ms=latency_ms)
+    except Exception:
+        client._counts["internal_errors"] += 1
+        log.debug("promptloop monitoring failed", exc_info=True)
+
+
 def monitored(client, family: str, variant: str, model: str, *, sample_rate: float | None = None,
               input_of=first_text_argument):
     """Wrap a sync or async function so that each call reports to ``client``.
@@ -35,15 +49,11 @@ def monitored(client, family: str, variant: str, model: str, *, sample_rate: flo
 
     def report(started: float, ok: bool, args: tuple, kwargs: dict, result) -> None:
         try:
-            latency_ms = (time.perf_counter() - started) * 1000.0
-            client.metric(variant, model, latency_ms, ok, family=family)
-            if ok and isinstance(result, str) and rate > 0 and random.random() < rate:
-                text = input_of(args, kwargs)
-                if text is not None:
-                    client.example(family, model, variant, text, result, latency_ms=latency_ms)
+            text = input_of(args, kwargs) if ok else None
         except Exception:
             client._counts["internal_errors"] += 1
-            log.debug("promptloop monitoring failed", exc_info=True)
+            return
+        report_call(client, family, variant, model, started, ok, text, result, rate)
 
     def decorate(func):
         if inspect.iscoroutinefunction(func):

@@ -1,0 +1,62 @@
+"""Instrument a LightRAG deployment: wrap the ``llm_model_func`` handed to ``LightRAG(...)``.
+
+Every LLM call LightRAG makes (extraction during ``insert``, keyword extraction and answering during
+``query``, description summaries while merging) emits a metric event tagged with its prompt family,
+and a sampled input/output example. Nothing here imports LightRAG: calls are recognised by the
+opening lines of LightRAG's own prompts.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from .monitor import report_call
+
+#: (marker in the system prompt or prompt, family): the first match wins.
+LIGHTRAG_MARKERS = (
+    ("responsible for extracting entities and relationships", "entity_extraction"),
+    ("expert keyword extractor", "query_processing"),
+    ("proficient in data curation and synthesis", "summarization"),
+    ("synthesizing information from a provided knowledge base", "answer_generation"),
+)
+
+
+def classify_lightrag_call(prompt: str, system_prompt: str | None) -> str:
+    """The prompt family of one LightRAG LLM call ("other" for prompts it does not know)."""
+    head = f"{(system_prompt or '')[:400]}\n{prompt[:400]}"
+    for marker, family in LIGHTRAG_MARKERS:
+        if marker in head:
+            return family
+    return "other"
+
+
+def instrument(llm_model_func, client, model: str, variant: str = "baseline", *, sample_rate: float | None = None,
+               classify=classify_lightrag_call):
+    """Return an async ``llm_model_func`` that reports each call to ``client`` and otherwise behaves the same.
+
+    ``model`` is the model key ("1.5b", "3b", "7b"); ``variant`` the prompt variant in use.
+    """
+    for value, what in ((model, "model"), (variant, "variant")):
+        if type(value) is not str or not value:
+            raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    rate = client.example_sample_rate if sample_rate is None else sample_rate
+
+    @functools.wraps(llm_model_func)
+    async def wrapper(prompt, system_prompt=None, history_messages=None, **kwargs):
+        try:
+            family = classify(prompt, system_prompt)
+        except Exception:
+            family = "other"
+        started = time.perf_counter()
+        try:
+            result = await llm_model_func(prompt, system_prompt=system_prompt, history_messages=history_messages,
+                                          **kwargs)
+        except Exception:
+            report_call(client, family, variant, model, started, False, None, None, rate)
+            raise
+        seen = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
+        report_call(client, family, variant, model, started, True, seen, result, rate)
+        return result
+
+    return wrapper
