@@ -1,0 +1,213 @@
+"""Ingest throughput and the client's cost per call, each next to a ceiling measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--events 100000]
+
+Starts its own redis-server and PostgreSQL 15 (or uses BENCH_REDIS_URL / BENCH_DATABASE_URL), then:
+
+1. ceiling A: pipelined XADD of N pre-encoded events (batches of 500), one process;
+2. ceiling B: COPY of the same N rows straight into ``metric_events``;
+3. end to end: the client emits N metric events while one worker process (``promptloop worker -c 1``)
+   drains them into PostgreSQL; time from the first emit to the last row committed;
+4. drain only: N events already waiting in the stream, drained by one worker process;
+5. emit cost: the client's ``metric(...)`` per call on the caller's thread, next to one synchronous
+   XADD round trip.
+
+Run it on a quiet machine; it prints ratios so that numbers from noisy machines still compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import redis
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from promptloop_client import Client  # noqa: E402
+from shared.constants import GROUP, STREAM  # noqa: E402
+from shared.db import make_engine  # noqa: E402
+from shared.local import PostgresServer, RedisServer, free_port  # noqa: E402
+from shared.migrate import upgrade  # noqa: E402
+from shared.store import COLUMNS  # noqa: E402
+
+
+def metric_tuple(i: int) -> tuple:
+    return ("metric", time.time(), "baseline", "3b", float(i), True, 0.8, 1800, 250, "entity_extraction")
+
+
+def xadd_ceiling(r: redis.Redis, payloads: list[bytes]) -> float:
+    r.delete("bench:xadd")
+    started = time.perf_counter()
+    for i in range(0, len(payloads), 500):
+        pipe = r.pipeline(transaction=False)
+        for p in payloads[i:i + 500]:
+            pipe.xadd("bench:xadd", {"e": p})
+        pipe.execute()
+    elapsed = time.perf_counter() - started
+    r.delete("bench:xadd")
+    return len(payloads) / elapsed
+
+
+def copy_ceiling(engine, n: int) -> float:
+    cols = COLUMNS["metric"]
+    rows = []
+    for i in range(n):
+        t = Client._encode(metric_tuple(i))  # the same values the pipeline carries
+        import json
+
+        e = json.loads(t)
+        e["ts"] = datetime.fromtimestamp(e["ts"], timezone.utc)
+        rows.append(tuple(e[c] for c in cols))
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE metric_events"))
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        cur = conn.connection.driver_connection.cursor()
+        with cur.copy(f"COPY metric_events ({', '.join(cols)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    elapsed = time.perf_counter() - started
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE metric_events"))
+    return n / elapsed
+
+
+def count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM metric_events")).scalar_one()
+
+
+def start_worker(env: dict, workdir: Path) -> subprocess.Popen:
+    log = open(workdir / "worker.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "worker", "-Q", "ingest", "-c", "1", "-n", "bench@%h",
+                             "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_rows(engine, n: int, timeout: float = 600) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count(engine) >= n:
+            return time.perf_counter()
+        time.sleep(0.02)
+    raise SystemExit(f"timed out: {count(engine)} of {n} rows")
+
+
+def wait_worker_ready(r: redis.Redis, timeout: float = 60) -> None:
+    # The worker's consumer joins the group on its first drain.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if r.exists(STREAM) and r.xinfo_consumers(STREAM, GROUP):
+                return
+        except redis.ResponseError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("worker did not start draining")
+
+
+def emit_cost(client: Client, n: int) -> float:
+    started = time.perf_counter()
+    for i in range(n):
+        client.metric("baseline", "3b", 12.5, True, family="entity_extraction")
+    return (time.perf_counter() - started) / n * 1e6
+
+
+def xadd_round_trip(r: redis.Redis, payload: bytes, n: int = 2000) -> float:
+    started = time.perf_counter()
+    for _ in range(n):
+        r.xadd("bench:rtt", {"e": payload})
+    elapsed = time.perf_counter() - started
+    r.delete("bench:rtt")
+    return elapsed / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="promptloop ingest benchmark")
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    n = args.events
+    workdir = Path(tempfile.mkdtemp(prefix="promptloop-bench-"))
+    servers = []
+    redis_url = os.environ.get("BENCH_REDIS_URL")
+    db_url = os.environ.get("BENCH_DATABASE_URL")
+    if not redis_url:
+        servers.append(RedisServer(workdir / "redis", free_port()).start())
+        redis_url = servers[-1].url
+    if not db_url:
+        servers.append(PostgresServer(workdir / "pg", free_port()).start())
+        db_url = servers[-1].url
+    r = redis.Redis.from_url(redis_url)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": db_url, "PROMPTLOOP_DATA_DIR": str(workdir),
+           "PROMPTLOOP_DRAIN_INTERVAL_S": "0.2"}
+    procs = []
+    try:
+        payloads = [Client._encode(metric_tuple(i)) for i in range(n)]
+        xadd_rate = xadd_ceiling(r, payloads)
+        copy_rate = copy_ceiling(engine, n)
+
+        # 4. drain only: a backlog waits, then one worker process starts and drains it.
+        r.delete(STREAM)
+        for i in range(0, n, 500):
+            pipe = r.pipeline(transaction=False)
+            for p in payloads[i:i + 500]:
+                pipe.xadd(STREAM, {"e": p})
+            pipe.execute()
+        procs.append(start_worker(env, workdir))
+        beat = subprocess.Popen([sys.executable, "-m", "cli.main", "beat", "--loglevel", "WARNING"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(beat)
+        wait_worker_ready(r)
+        first = count(engine)
+        started = time.perf_counter()
+        drain_rate = (n - first) / (wait_rows(engine, n) - started)
+
+        # 3. end to end, with the worker already running: client -> Redis -> worker -> PostgreSQL.
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE metric_events"))
+        client = Client(redis_url)
+        started = time.perf_counter()
+        for i in range(n):
+            client.metric("baseline", "3b", float(i), True, quality=0.8, tokens_in=1800, tokens_out=250,
+                          family="entity_extraction")
+        client.flush(120)
+        e2e_rate = n / (wait_rows(engine, n) - started)
+
+        # 5. the caller's cost per emit, flusher running, next to one synchronous XADD.
+        cost = min(emit_cost(client, 20_000) for _ in range(5))
+        client.flush(120)
+        rtt = min(xadd_round_trip(r, payloads[0]) for _ in range(3))
+        client.close(30)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+        for s in reversed(servers):
+            s.stop()
+
+    print(f"\npromptloop ingest bench: {n:,} metric events, {os.cpu_count()} cores\n")
+    print(f"{'measure':<58}{'value':>14}{'ratio':>12}")
+    print(f"{'ceiling A: pipelined XADD alone (events/s)':<58}{xadd_rate:>14,.0f}")
+    print(f"{'ceiling B: COPY of the same rows alone (rows/s)':<58}{copy_rate:>14,.0f}")
+    print(f"{'end to end: client -> Redis -> 1 worker -> PostgreSQL (ev/s)':<58}{e2e_rate:>14,.0f}"
+          f"{e2e_rate / copy_rate:>11.2f}x of COPY")
+    print(f"{'drain only: backlog -> 1 worker -> PostgreSQL (events/s)':<58}{drain_rate:>14,.0f}"
+          f"{drain_rate / copy_rate:>11.2f}x of COPY")
+    print(f"{'client emit, caller thread (us/call)':<58}{cost:>14.2f}")
+    print(f"{'one synchronous XADD round trip (us)':<58}{rtt:>14.2f}{rtt / cost:>11.1f}x emit")
+
+
+if __name__ == "__main__":
+    main()
