@@ -2,8 +2,10 @@
 
 #: The stream producers append to (must equal ``promptloop_client.wire.STREAM``).
 STREAM = "promptloop:events"
-#: The single field of each stream entry, holding the event's JSON (``promptloop_client.wire.FIELD``).
+#: The field of an entry holding one event's JSON (``promptloop_client.wire.FIELD``).
 FIELD = b"e"
+#: The field of an entry holding a batch of events, one JSON per line (``promptloop_client.wire.BATCH_FIELD``).
+BATCH_FIELD = b"b"
 #: Event schema versions ingest understands (``promptloop_client.wire.SCHEMA_VERSION``).
 SCHEMA_VERSIONS = (1,)
 #: The consumer group all ingest workers share: each entry goes to one of them.

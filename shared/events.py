@@ -6,6 +6,7 @@ reason stored with the entry in the dead letters.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -14,6 +15,9 @@ from .constants import SCHEMA_VERSIONS
 from .models import KIND_MAX, NAME_MAX
 
 INT32_MAX = 2**31 - 1
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# pydantic reads numbers above 2e10 as milliseconds; no honest clock is past this anyway.
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 # PostgreSQL refuses NUL in text; refusing it here gives a clear reason instead of a failed batch.
 _NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX, pattern=_NO_NUL)]
@@ -33,8 +37,8 @@ class _Base(BaseModel):
 
     v: int
     event_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")]
-    # Seconds since the epoch; up to the year 3000.
-    ts: Annotated[float, Field(ge=0, le=32_503_680_000, allow_inf_nan=False)]
+    # Sent as seconds since the epoch (an ISO 8601 string works too); stored as a UTC timestamp.
+    ts: Annotated[datetime, Field(ge=EPOCH, le=LATEST)]
 
 
 class Metric(_Base):

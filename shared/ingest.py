@@ -6,8 +6,8 @@ Guarantees, and how each is kept:
 - *Nothing lost.* Entries are acknowledged only after the transaction holding their rows commits.
   A consumer that dies leaves its entries pending; after ``reclaim_idle_ms`` another consumer claims
   them (XPENDING + XCLAIM) and stores them again, harmlessly.
-- *Bad input never blocks the rest.* An entry that fails validation, or that the database refuses,
-  goes to ``dead_letters`` with its raw bytes and the reason. An entry delivered more than
+- *Bad input never blocks the rest.* An event that fails validation, or that the database refuses,
+  goes to ``dead_letters`` with its raw bytes and the reason; the other events of its entry are stored. An entry delivered more than
   ``max_deliveries`` times (it crashed or hung its consumers each time) goes there unprocessed.
 - *Trimming is safe.* Only entries the group has acknowledged are trimmed (XTRIM MINID below the
   oldest pending entry); producers never trim. The stream's size is bounded by producers, which stop
@@ -26,7 +26,7 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from .constants import FIELD, GROUP, STREAM
+from .constants import BATCH_FIELD, FIELD, GROUP, STREAM
 from .events import InvalidEvent, parse_event
 from .settings import Settings
 from .store import event_row, insert_dead_letters, insert_events
@@ -42,6 +42,9 @@ class DrainStats:
     """What one drain call did."""
 
     batches: int = 0
+    #: Stream entries read; each holds one event or a producer's batch.
+    entries: int = 0
+    #: Events read (stored + duplicates + dead).
     read: int = 0
     stored: int = 0
     duplicates: int = 0
@@ -53,10 +56,28 @@ class DrainStats:
 
 @dataclass
 class _Parsed:
-    stream_id: str
+    item_id: str
     raw: bytes
     kind: str
     row: tuple
+
+
+def _sid(stream_id) -> str:
+    return stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+
+
+def entry_items(stream_id, fields) -> tuple[list[tuple[str, bytes]], str | None]:
+    """The events in one stream entry as ``(item_id, raw)``, or a reason the entry holds none.
+
+    A batch entry's events are ``<stream id>/<line>``; a single-event entry's is the stream id.
+    """
+    sid = _sid(stream_id)
+    if fields and BATCH_FIELD in fields:
+        return [(f"{sid}/{i}", line) for i, line in enumerate(fields[BATCH_FIELD].split(b"\n"))], None
+    if fields and FIELD in fields:
+        return [(sid, fields[FIELD])], None
+    names = ", ".join(k.decode(errors="replace") for k in (fields or {}))
+    return [], f"entry has no field 'e' or 'b' (fields: {names or 'none'})"
 
 
 def consumer_name() -> str:
@@ -81,9 +102,9 @@ def is_outage(exc: DBAPIError) -> bool:
 class Ingestor:
     """Reads the stream as one consumer of the group and writes what it reads to SQL."""
 
-    def __init__(self, r: redis.Redis, engine: Engine, *, consumer: str | None = None, batch_size: int = 2000,
+    def __init__(self, r: redis.Redis, engine: Engine, *, consumer: str | None = None, batch_size: int = 50,
                  max_deliveries: int = 5, reclaim_idle_ms: int = 60_000, max_event_bytes: int = 256 * 1024,
-                 stream: str = STREAM, group: str = GROUP):
+                 idle_wait_ms: int = 250, stream: str = STREAM, group: str = GROUP):
         self.redis = r
         self.engine = engine
         self.consumer = consumer or consumer_name()
@@ -91,6 +112,7 @@ class Ingestor:
         self.max_deliveries = max_deliveries
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_event_bytes = max_event_bytes
+        self.idle_wait_ms = idle_wait_ms
         self.stream = stream
         self.group = group
         self._group_ready = False
@@ -100,7 +122,8 @@ class Ingestor:
         """An ingestor with the limits configured in ``settings``."""
         return cls(r, engine, batch_size=settings.ingest_batch_size, max_deliveries=settings.ingest_max_deliveries,
                    reclaim_idle_ms=settings.ingest_reclaim_idle_ms,
-                   max_event_bytes=settings.ingest_max_event_bytes, **kwargs)
+                   max_event_bytes=settings.ingest_max_event_bytes,
+                   idle_wait_ms=settings.ingest_idle_wait_ms, **kwargs)
 
     def drain(self, budget_s: float = 10.0) -> DrainStats:
         """Store everything waiting (reclaimed first, then new), for up to ``budget_s`` seconds.
@@ -118,14 +141,19 @@ class Ingestor:
         deadline = time.monotonic() + budget_s
         while self._reclaim(stats) and time.monotonic() < deadline:
             pass
+        block = None
         while time.monotonic() < deadline:
-            reply = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=self.batch_size)
+            reply = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=self.batch_size,
+                                          block=block)
             entries = reply[0][1] if reply else []
             if entries:
                 self._process(entries, stats)
                 self.trim()
-            if len(entries) < self.batch_size:
-                break
+            elif block is not None:
+                break  # nothing arrived for idle_wait_ms: the stream is drained
+            # After a short read the producers are barely ahead: wait a moment for more rather than
+            # ending, so a steady flow is drained by one loop instead of one task per beat tick.
+            block = None if len(entries) == self.batch_size else self.idle_wait_ms
         else:
             stats.backlog = True
         return stats
@@ -145,7 +173,7 @@ class Ingestor:
         poison = [(sid, fields) for sid, fields in claimed if deliveries.get(sid, 0) > self.max_deliveries]
         fresh = [(sid, fields) for sid, fields in claimed if deliveries.get(sid, 0) <= self.max_deliveries]
         if poison:
-            letters = [self._letter(sid, self._raw(fields),
+            letters = [self._letter(sid, self._whole(fields),
                                     f"not acknowledged after {deliveries[sid] - 1} deliveries: its consumers "
                                     "died or hung each time", deliveries[sid]) for sid, fields in poison]
             with self.engine.begin() as conn:
@@ -166,33 +194,30 @@ class Ingestor:
     # ----- storing ---------------------------------------------------------------------------
 
     @staticmethod
-    def _raw(fields) -> bytes | None:
-        if not fields:
-            return None
-        return fields.get(FIELD)
+    def _whole(fields) -> bytes:
+        """An entry's payload (or all its fields, ``k=v&...``, when it has none), for the dead letters."""
+        fields = fields or {}
+        return fields.get(BATCH_FIELD) or fields.get(FIELD) or b"&".join(k + b"=" + v for k, v in fields.items())
 
     @staticmethod
-    def _letter(stream_id, raw: bytes | None, reason: str, deliveries: int) -> dict:
-        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-        return {"stream_id": sid, "raw": raw or b"", "reason": reason, "delivery_count": deliveries}
+    def _letter(item_id, raw: bytes | None, reason: str, deliveries: int) -> dict:
+        return {"stream_id": _sid(item_id), "raw": raw or b"", "reason": reason, "delivery_count": deliveries}
 
     def _process(self, entries: list, stats: DrainStats, deliveries: dict | None = None) -> None:
         parsed: list[_Parsed] = []
         letters: list[dict] = []
         for sid, fields in entries:
             count = (deliveries or {}).get(sid, 1)
-            raw = self._raw(fields)
-            if raw is None:
-                names = ", ".join(k.decode(errors="replace") for k in (fields or {}))
-                whole = b"&".join(k + b"=" + v for k, v in (fields or {}).items())
-                letters.append(self._letter(sid, whole, f"entry has no field 'e' (fields: {names or 'none'})", count))
-                continue
-            try:
-                event = parse_event(raw, self.max_event_bytes)
-            except InvalidEvent as exc:
-                letters.append(self._letter(sid, raw, str(exc), count))
-                continue
-            parsed.append(_Parsed(sid.decode() if isinstance(sid, bytes) else sid, raw, event.kind, event_row(event)))
+            items, problem = entry_items(sid, fields)
+            if problem:
+                letters.append(self._letter(sid, self._whole(fields), problem, count))
+            for item_id, raw in items:
+                try:
+                    event = parse_event(raw, self.max_event_bytes)
+                except InvalidEvent as exc:
+                    letters.append(self._letter(item_id, raw, str(exc), count))
+                    continue
+                parsed.append(_Parsed(item_id, raw, event.kind, event_row(event)))
         refused = 0
         try:
             inserted = self._store(parsed, letters)
@@ -203,7 +228,8 @@ class Ingestor:
             inserted, refused = self._store_one_by_one(parsed, letters)
         self.redis.xack(self.stream, self.group, *[sid for sid, _ in entries])
         stats.batches += 1
-        stats.read += len(entries)
+        stats.entries += len(entries)
+        stats.read += len(parsed) + len(letters)
         stats.stored += inserted
         stats.duplicates += len(parsed) - refused - inserted
         stats.dead += len(letters)
@@ -229,7 +255,7 @@ class Ingestor:
             except DBAPIError as exc:
                 if is_outage(exc):
                     raise
-                letters.append(self._letter(p.stream_id, p.raw, f"database refused: {exc.orig}", 1))
+                letters.append(self._letter(p.item_id, p.raw, f"database refused: {exc.orig}", 1))
                 refused += 1
         with self.engine.begin() as conn:
             insert_dead_letters(conn, letters)

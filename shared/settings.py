@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     datasets_dir: Path = Field(default_factory=_default_datasets_dir, alias="PROMPTLOOP_DATASETS_DIR")
 
     # Ingest.
-    #: Stream entries read per XREADGROUP, inserted in one transaction.
-    ingest_batch_size: int = Field(2000, ge=1, le=50_000, alias="PROMPTLOOP_INGEST_BATCH")
+    #: Stream entries read per XREADGROUP and stored in one transaction. A producer's entry holds up
+    #: to 500 events, so a batch holds up to 25,000 events under load (and a few when traffic is light).
+    ingest_batch_size: int = Field(50, ge=1, le=10_000, alias="PROMPTLOOP_INGEST_BATCH")
     #: An entry delivered this many times without being stored goes to the dead letters.
     ingest_max_deliveries: int = Field(5, ge=1, alias="PROMPTLOOP_MAX_DELIVERIES")
     #: A consumer's unacknowledged entries are taken over after this long without progress.
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     ingest_max_event_bytes: int = Field(256 * 1024, ge=1024, alias="PROMPTLOOP_MAX_EVENT_BYTES")
     #: One drain task reads for at most this long, then re-enqueues itself if a backlog remains.
     ingest_drain_budget_s: float = Field(10.0, gt=0, alias="PROMPTLOOP_DRAIN_BUDGET_S")
+    #: A drain that runs out of entries waits this long for more before it ends.
+    ingest_idle_wait_ms: int = Field(250, ge=0, le=10_000, alias="PROMPTLOOP_DRAIN_IDLE_WAIT_MS")
     #: At most this many drain loops run at once across all workers.
     ingest_parallel: int = Field(4, ge=1, le=64, alias="PROMPTLOOP_INGEST_PARALLEL")
     #: How often beat asks for a drain.

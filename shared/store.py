@@ -8,7 +8,7 @@ Other databases (SQLite): a multi-row ``INSERT ... ON CONFLICT DO NOTHING``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from operator import attrgetter
 
 import psycopg
 from sqlalchemy import Connection, Table, text
@@ -23,10 +23,12 @@ COLUMNS = {
 }
 
 
+_GETTERS = {kind: attrgetter(*names) for kind, names in COLUMNS.items()}
+
+
 def event_row(event) -> tuple:
     """The values of ``COLUMNS[event.kind]`` for one validated event."""
-    return tuple(datetime.fromtimestamp(event.ts, timezone.utc) if name == "ts" else getattr(event, name)
-                 for name in COLUMNS[event.kind])
+    return _GETTERS[event.kind](event)
 
 
 def insert_events(conn: Connection, kind: str, rows: list[tuple]) -> int:

@@ -3,8 +3,8 @@
 Emitting validates the arguments (a wrong one raises ``ValueError`` at once, in the caller) and
 appends a tuple to an in-memory deque: no I/O, no lock, no UUID on the caller's path. A daemon
 thread turns buffered tuples into JSON events (assigning each its ``event_id`` exactly once, so a
-retried send carries the same id and ingest stores it once) and sends them to the Redis Stream in
-pipelined batches.
+retried send carries the same id and ingest stores it once) and appends them to the Redis Stream in
+batches: one stream entry of up to ``batch_size`` newline-separated events per round trip.
 
 While Redis is unreachable, or the stream holds ``stream_cap`` entries (workers far behind), the
 buffer keeps growing up to ``max_buffer`` events; past that the *oldest* events are dropped and
@@ -66,7 +66,7 @@ class Client:
     Args:
         redis_url: where the stream lives; ignored when ``connection`` is given.
         max_buffer: events held in memory while Redis is unreachable; then the oldest are dropped.
-        batch_size: events per pipelined round trip.
+        batch_size: events per stream entry (one round trip).
         flush_interval: seconds the flusher waits for a batch to fill before sending what it has.
         stream_cap: producers hold events locally while the stream is at least this long.
         example_sample_rate: share of ``monitored`` calls that also send an input/output example.
@@ -206,8 +206,7 @@ class Client:
             batch = self._take_batch()
             try:
                 pipe = self._redis.pipeline(transaction=False)
-                for payload in batch:
-                    pipe.xadd(self.stream, {wire.FIELD: payload})
+                pipe.xadd(self.stream, {wire.BATCH_FIELD: b"\n".join(batch)})
                 pipe.xlen(self.stream)
                 self._stream_len = pipe.execute()[-1]
             except redis.RedisError as exc:
@@ -222,13 +221,15 @@ class Client:
         return True
 
     def _take_batch(self) -> list[bytes]:
-        buf, batch = self._buf, []
-        while len(batch) < self.batch_size:
+        buf, batch, size = self._buf, [], 0
+        while len(batch) < self.batch_size and size < wire.MAX_BATCH_BYTES:
             try:
                 item = buf.popleft()
             except IndexError:
                 break
-            batch.append(item if type(item) is bytes else self._encode(item))
+            payload = item if type(item) is bytes else self._encode(item)
+            batch.append(payload)
+            size += len(payload) + 1
         self._inflight = len(batch)
         return batch
 

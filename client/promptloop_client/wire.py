@@ -9,13 +9,20 @@ import os
 
 #: The Redis Stream every producer appends to.
 STREAM = "promptloop:events"
-#: Each stream entry has one field holding the event as UTF-8 JSON.
+#: A stream entry holding one event as UTF-8 JSON (tools and hand-written entries use this).
 FIELD = "e"
+#: A stream entry holding a batch: events as UTF-8 JSON, one per line. Producers send these: one
+#: entry per batch costs Redis and the workers one entry's overhead instead of hundreds.
+BATCH_FIELD = "b"
 #: Bumped when an event's meaning changes; ingest refuses versions it does not know.
 SCHEMA_VERSION = 1
 #: Producers stop appending while the stream holds this many entries (see ``Client`` docs):
-#: Redis memory is the limit, and nothing in promptloop trims unacknowledged entries.
-DEFAULT_STREAM_CAP = 2_000_000
+#: Redis memory is the limit, and nothing in promptloop trims unacknowledged entries. An entry holds
+#: at most one batch (500 events, ``MAX_BATCH_BYTES``), so the stream holds at most 2.5M events and
+#: 2.5 GB, usually far less: under light load batches leave every 50 ms with a few events each.
+DEFAULT_STREAM_CAP = 5_000
+#: A batch entry is closed once it holds this many bytes, whatever its event count.
+MAX_BATCH_BYTES = 512 * 1024
 
 
 def new_event_id() -> str:

@@ -39,7 +39,7 @@ class Stack:
             "PROMPTLOOP_RECLAIM_IDLE_MS": "1500",
             "PROMPTLOOP_DRAIN_INTERVAL_S": "0.3",
             "PROMPTLOOP_DRAIN_BUDGET_S": "3",
-            "PROMPTLOOP_INGEST_BATCH": "500",
+            "PROMPTLOOP_INGEST_BATCH": "10",
             **extra,
         }
 
@@ -67,13 +67,13 @@ class Stack:
                     for name, model in (("metric", MetricEvent), ("feedback", FeedbackEvent),
                                         ("example", ProductionExample), ("dead", DeadLetter))}
 
-    def wait_for(self, predicate, timeout: float, what: str):
+    def wait_for(self, predicate, timeout: float, what: str, interval: float = 0.1):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
-            time.sleep(0.1)
+            time.sleep(interval)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; counts {self.counts()}\n{self.logs()}")
 
     def logs(self) -> str:

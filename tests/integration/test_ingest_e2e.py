@@ -67,14 +67,14 @@ def test_the_same_events_sent_twice_land_once(stack):
 
 def test_a_worker_killed_mid_drain_loses_and_duplicates_nothing(stack):
     total = 30_000
-    client = Client(stack.redis.url, batch_size=1000)
+    client = Client(stack.redis.url, batch_size=100)  # 300 entries; the worker reads 10 at a time
     for i in range(total):
         client.metric("baseline", "7b", float(i), True)
     assert client.close(60)
 
     worker = stack.start_worker("doomed")
     stack.start_beat()
-    stack.wait_for(lambda: stack.counts()["metric"] >= 1000, 60, "the first worker to store some rows")
+    stack.wait_for(lambda: stack.counts()["metric"] >= 1000, 60, "the first worker to store some rows", 0.01)
     stack.kill(worker)  # SIGKILL to the whole process group: no warm shutdown, no acks
     at_kill = stack.counts()["metric"]
     assert at_kill < total, "the worker finished before it could be killed; raise the event count"

@@ -24,7 +24,7 @@ def client(server):
 
 def stream_events(server) -> list[dict]:
     r = fakeredis.FakeRedis(server=server)
-    return [json.loads(fields[b"e"]) for _, fields in r.xrange(wire.STREAM)]
+    return [json.loads(line) for _, fields in r.xrange(wire.STREAM) for line in fields[b"b"].split(b"\n")]
 
 
 def test_each_kind_arrives_with_a_uuid_and_timestamp(client, server):

@@ -22,7 +22,8 @@ def client(server):
 
 
 def events(server):
-    return [json.loads(f[b"e"]) for _, f in fakeredis.FakeRedis(server=server).xrange(wire.STREAM)]
+    entries = fakeredis.FakeRedis(server=server).xrange(wire.STREAM)
+    return [json.loads(line) for _, f in entries for line in f[b"b"].split(b"\n")]
 
 
 def test_sync_call_reports_metric_and_example(client, server):

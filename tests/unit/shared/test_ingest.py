@@ -95,6 +95,18 @@ def test_malformed_entries_become_dead_letters_and_the_rest_flow(r, engine):
     assert r.xpending(STREAM, GROUP)["pending"] == 0
 
 
+def test_a_bad_event_in_a_producers_batch_costs_only_itself(r, engine):
+    good = [metric(i) for i in range(3)]
+    entry = r.xadd(STREAM, {b"b": b"\n".join([good[0], b"{oops", good[1], good[2]])})
+
+    stats = make(r, engine).drain()
+
+    assert (stats.entries, stats.read, stats.stored, stats.dead) == (1, 4, 3, 1)
+    with engine.connect() as conn:
+        letter = conn.execute(select(DeadLetter.__table__)).one()
+    assert (letter.stream_id, letter.raw) == (f"{entry.decode()}/1", b"{oops")
+
+
 def test_a_dead_consumers_entries_are_reclaimed_and_kept_until_then(r, engine):
     for i in range(10):
         add(r, metric(i))
