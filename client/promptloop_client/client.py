@@ -235,10 +235,7 @@ class Client:
 
     @staticmethod
     def _encode(item: tuple) -> bytes:
-        kind, ts = item[0], item[1]
-        event = {"v": wire.SCHEMA_VERSION, "kind": kind, "event_id": wire.new_event_id(), "ts": ts}
-        event.update(zip(_KEYS[kind], item[2:]))
-        return wire.encode(event)
+        return wire.encode_fields(item[0], item[1], _KEYS[item[0]], item[2:])
 
     def _give_back(self, batch: list[bytes]) -> None:
         # Encoded events keep their event_id, so a batch Redis partly applied is stored once downstream.

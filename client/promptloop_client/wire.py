@@ -6,6 +6,7 @@ if the two ever disagree, because a renamed stream or field would strand every p
 
 import json
 import os
+import threading
 
 #: The Redis Stream every producer appends to.
 STREAM = "promptloop:events"
@@ -25,18 +26,64 @@ DEFAULT_STREAM_CAP = 5_000
 MAX_BATCH_BYTES = 512 * 1024
 
 
+_local = threading.local()
+
+
 def new_event_id() -> str:
-    """A random (version 4) UUID as a string, about 3x cheaper than ``str(uuid.uuid4())``."""
-    b = bytearray(os.urandom(16))
+    """A random (version 4) UUID string, several times cheaper than ``str(uuid.uuid4())``.
+
+    Randomness comes from ``os.urandom`` in 4 KiB draws, one pool per thread (threads never share
+    bytes, so never share ids); a forked child starts with an empty pool.
+    """
+    pool = getattr(_local, "pool", None)
+    if not pool:
+        pool = _local.pool = bytearray(os.urandom(4096))
+    b = pool[-16:]
+    del pool[-16:]
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+def _forget_pool() -> None:
+    _local.pool = None
 
 
-def encode(event: dict) -> bytes:
-    """Serialize one event for the stream (compact JSON; NaN refused, as ingest would refuse it)."""
-    return _encoder.encode(event).encode()
+if hasattr(os, "register_at_fork"):
+    # The child would otherwise hand out the same ids as its parent.
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+_quote = json.encoder.encode_basestring  # C implementations: a JSON string literal, quotes included
+_quote_ascii = json.encoder.encode_basestring_ascii
+
+
+def encode_fields(kind: str, ts: float, keys: tuple, values: tuple) -> bytes:
+    """The JSON of one event, built directly (several times faster than ``json.dumps`` of a dict).
+
+    ``values`` are what the client validated: strings, finite numbers, bools and None.
+    """
+    event_id = new_event_id()
+    try:
+        return _build(kind, ts, event_id, keys, values, _quote).encode()
+    except UnicodeEncodeError:  # a lone surrogate: escape all non-ASCII rather than lose the event
+        return _build(kind, ts, event_id, keys, values, _quote_ascii).encode()
+
+
+def _build(kind: str, ts: float, event_id: str, keys: tuple, values: tuple, quote) -> str:
+    parts = ['{"v":', str(SCHEMA_VERSION), ',"kind":"', kind, '","event_id":"', event_id, '","ts":', repr(ts)]
+    for key, value in zip(keys, values):
+        parts.append(f',"{key}":')
+        if type(value) is str:
+            parts.append(quote(value))
+        elif value is None:
+            parts.append("null")
+        elif value is True:
+            parts.append("true")
+        elif value is False:
+            parts.append("false")
+        else:
+            parts.append(repr(value))
+    parts.append("}")
+    return "".join(parts)
