@@ -139,3 +139,45 @@ def test_the_host_keeps_working_without_redis_and_delivers_later(stack):
     assert distinct_metric_latencies(stack) == {float(i) for i in range(2100)}
     assert client.stats()["dropped"] == 0
     client.close(1)
+
+
+def test_a_database_outage_loses_nothing_and_misfiles_nothing(redis_server, tmp_path):
+    from shared.db import make_engine
+    from shared.local import PG_BIN, PostgresServer, free_port
+    from shared.migrate import upgrade
+
+    from .conftest import Stack
+
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("needs PostgreSQL binaries to stop and restart a server of its own")
+    pg = PostgresServer(tmp_path / "pg", free_port()).start()  # its own server: this test stops it
+    engine = make_engine(pg.url)
+    upgrade(engine)
+    stack = Stack(redis_server, pg.url, tmp_path, engine)
+    try:
+        stack.start_worker()
+        stack.start_beat()
+        client = Client(stack.redis.url)
+        for i in range(1000):
+            client.metric("baseline", "3b", float(i), True)
+        assert client.flush(10)
+        stack.wait_for(lambda: stack.counts()["metric"] == 1000, 60, "the first 1,000 rows")
+
+        pg.stop()
+        for i in range(1000, 3000):
+            client.metric("baseline", "3b", float(i), True)
+        assert client.flush(10)  # Redis is up: the events are accepted and wait in the stream
+        time.sleep(4)  # several drains fail meanwhile (reclaim idle is 1.5 s in these tests)
+        r = redis.Redis.from_url(stack.redis.url)
+        group = r.xinfo_groups(STREAM)[0]
+        assert group["lag"] + group["pending"] > 0
+
+        pg.start()
+        stack.wait_for(lambda: stack.counts()["metric"] == 3000, 120, "all 3,000 rows after the database returned")
+        assert stack.counts()["dead"] == 0
+        assert distinct_metric_latencies(stack) == {float(i) for i in range(3000)}
+        client.close(1)
+    finally:
+        stack.stop_all()
+        engine.dispose()
+        pg.stop()
