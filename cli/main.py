@@ -120,14 +120,24 @@ def demo(events: int = typer.Option(5000, help="Metric events in the burst (plus
 
 
 @app.command("dead-letters")
-def dead_letters(limit: int = typer.Option(20)) -> None:
-    """The newest dead letters and why each was refused."""
+def dead_letters(limit: int = typer.Option(20),
+                 replay: bool = typer.Option(False, "--replay", help="Send every dead letter through ingest again."),
+                 ids: Optional[list[int]] = typer.Option(None, "--id", help="Replay only these ids.")) -> None:
+    """The newest dead letters and why each was refused; --replay sends them through ingest again."""
     from shared.db import get_engine
+    from shared.rediscon import get_redis
     from shared.status import recent_dead_letters
 
-    table = Table("stream id", "deliveries", "reason")
-    for row in recent_dead_letters(get_engine(settings()), limit):
-        table.add_row(row["stream_id"], str(row["delivery_count"]), row["reason"])
+    s = settings()
+    if replay or ids:
+        from shared.deadletters import replay as replay_letters
+
+        count = replay_letters(get_engine(s), get_redis(s), ids or None)
+        console.print(f"replayed {count} dead letters")
+        return
+    table = Table("id", "stream id", "deliveries", "reason")
+    for row in recent_dead_letters(get_engine(s), limit):
+        table.add_row(str(row["id"]), row["stream_id"], str(row["delivery_count"]), row["reason"])
     console.print(table)
 
 

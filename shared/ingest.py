@@ -139,6 +139,7 @@ class Ingestor:
             conn.execute(text("SELECT 1"))
         stats = DrainStats()
         deadline = time.monotonic() + budget_s
+        self._forget_stale_consumers()
         while self._reclaim(stats) and time.monotonic() < deadline:
             pass
         block = None
@@ -182,7 +183,6 @@ class Ingestor:
             stats.dead += len(poison)
         if fresh:
             self._process(fresh, stats, deliveries)
-        self._forget_stale_consumers()
         return len(pending) == self.batch_size
 
     def _forget_stale_consumers(self) -> None:

@@ -55,6 +55,6 @@ def totals(engine: Engine) -> dict:
 def recent_dead_letters(engine: Engine, limit: int = 5) -> list[dict]:
     """The newest dead letters, with their reasons."""
     with engine.connect() as conn:
-        rows = conn.execute(select(DeadLetter.stream_id, DeadLetter.reason, DeadLetter.delivery_count)
+        rows = conn.execute(select(DeadLetter.id, DeadLetter.stream_id, DeadLetter.reason, DeadLetter.delivery_count)
                             .order_by(DeadLetter.id.desc()).limit(limit))
         return [dict(r._mapping) for r in rows]

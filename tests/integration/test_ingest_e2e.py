@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from promptloop_client import Client
 from shared.constants import GROUP, STREAM
@@ -45,7 +45,7 @@ def test_the_same_events_sent_twice_land_once(stack):
     payloads = [Client._encode(("metric", time.time(), "v", "3b", float(i), True, None, None, None, None))
                 for i in range(2000)]
     r = redis.Redis.from_url(stack.redis.url)
-    for copy in range(2):  # a producer retrying after a timeout sends its batch again
+    for _ in range(2):  # a producer retrying after a timeout sends its batch again
         pipe = r.pipeline(transaction=False)
         for p in payloads:
             pipe.xadd(STREAM, {"e": p})

@@ -188,3 +188,23 @@ def test_a_time_budget_leaves_a_backlog_flag(r, engine):
         add(r, metric(i))
     stats = make(r, engine, batch_size=10).drain(budget_s=0)
     assert stats.backlog and stats.read < 200
+
+
+def test_replayed_dead_letters_are_stored_once_or_refused_again(r, engine, monkeypatch):
+    from shared.deadletters import replay
+
+    good = metric(7)
+    add(r, good)
+    add(r, b"{still broken")
+    real = ingest_module.insert_events
+    monkeypatch.setattr(ingest_module, "insert_events",
+                        lambda *a: (_ for _ in ()).throw(IntegrityError("INSERT", {}, Exception("trigger said no"))))
+    assert make(r, engine).drain().dead == 2
+    monkeypatch.setattr(ingest_module, "insert_events", real)
+
+    assert replay(engine, r) == 2
+    stats = make(r, engine).drain()
+    assert (stats.stored, stats.dead) == (1, 1)
+    assert count(engine, MetricEvent) == 1
+    with engine.connect() as conn:
+        assert "Invalid JSON" in conn.execute(select(DeadLetter.reason)).scalar_one()
