@@ -149,6 +149,9 @@ class Client:
 
     def _push(self, item: tuple) -> None:
         buf = self._buf
+        if self._closed:  # nobody will send it: count it rather than let it sit in memory
+            self._counts["dropped"] += 1
+            return
         if len(buf) >= self.max_buffer:
             try:
                 buf.popleft()
@@ -170,6 +173,8 @@ class Client:
         # A forked child inherits the buffer but not the thread: start afresh, sending only its own events.
         self._buf = deque()
         self._wake = threading.Event()
+        self._sending, self._inflight = False, 0
+        self._counts = dict.fromkeys(self._counts, 0)
         if not self._closed:
             self._start()
 
@@ -227,7 +232,12 @@ class Client:
                 item = buf.popleft()
             except IndexError:
                 break
-            payload = item if type(item) is bytes else self._encode(item)
+            try:
+                payload = item if type(item) is bytes else self._encode(item)
+            except Exception:  # validated on the way in, so this is a bug: lose one event, not the batch
+                self._counts["internal_errors"] += 1
+                log.exception("promptloop could not encode an event")
+                continue
             batch.append(payload)
             size += len(payload) + 1
         self._inflight = len(batch)

@@ -143,3 +143,30 @@ def test_a_retried_batch_keeps_its_event_ids(server):
     assert c.flush(5)
     assert stream_events(server)[0]["event_id"] == json.loads(encoded[0])["event_id"]
     c.close(1)
+
+
+def test_events_after_close_are_counted_as_dropped(server):
+    c = Client(connection=fakeredis.FakeRedis(server=server))
+    c.close(1)
+    c.feedback("v", "3b", 0.5)
+    assert c.stats()["dropped"] == 1 and c.stats()["buffered"] == 0
+
+
+def test_a_forked_child_sends_its_own_events_only(server):
+    import os
+
+    r = fakeredis.FakeRedis(server=server)
+    c = Client(connection=r, flush_interval=0.01)
+    server.connected = False
+    c.feedback("parent", "3b", 0.5)  # stays buffered in the parent
+    server.connected = True
+    pid = os.fork()
+    if pid == 0:  # the child (its own copy of the fake server): a fresh buffer and flusher thread
+        c.feedback("child", "3b", 0.5)
+        ok = c.flush(5) and [e["variant"] for e in stream_events(server)] == ["child"]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert c.flush(5)
+    assert [e["variant"] for e in stream_events(server)] == ["parent"]
+    c.close(1)
