@@ -1,0 +1,41 @@
+"""Entity/relation P/R/F1 and hallucination on hand-checked cases."""
+
+import pytest
+
+from shared.metrics import entity_prf, hallucination_rate, normalize_name, relation_prf
+
+
+def test_names_normalize_case_punctuation_spacing_and_articles():
+    assert normalize_name("The  U.N.") == normalize_name("u n") == "u n"
+    assert normalize_name("Marie Curie") == normalize_name("marie   curie")
+    assert normalize_name("A Tale") == "tale"
+
+
+def test_untyped_and_typed_entity_scores():
+    gold = [("Marie Curie", "person"), ("Paris", "location"), ("Sorbonne", "organization")]
+    predicted = [("marie curie", "Person"), ("Paris", "organization"), ("Warsaw", "location")]
+    untyped = entity_prf(predicted, gold)
+    assert (untyped["tp"], untyped["precision"], untyped["recall"]) == (2, 2 / 3, 2 / 3)
+    assert untyped["f1"] == pytest.approx(2 / 3)
+    typed = entity_prf(predicted, gold, typed=True)
+    assert typed["tp"] == 1 and typed["f1"] == pytest.approx(1 / 3)
+
+
+def test_edge_cases_of_empty_sets():
+    assert entity_prf([], [])["f1"] == 1.0
+    assert entity_prf([("X", None)], [])["f1"] == 0.0
+    assert entity_prf([], [("X", None)])["recall"] == 0.0
+
+
+def test_relations_are_undirected_unless_stated():
+    gold = [("Marie Curie", "Paris"), ("Pierre Curie", "Marie Curie")]
+    predicted = [("Paris", "marie curie"), ("Pierre Curie", "Sorbonne")]
+    assert relation_prf(predicted, gold)["f1"] == pytest.approx(0.5)
+    assert relation_prf(predicted, gold, directed=True)["tp"] == 0
+
+
+def test_hallucination_counts_names_absent_from_the_text():
+    text = "Marie Curie worked at the University of Paris ."
+    assert hallucination_rate(["Marie Curie", "University of Paris"], text) == 0.0
+    assert hallucination_rate(["Marie Curie", "Warsaw", "Par"], text) == pytest.approx(2 / 3)
+    assert hallucination_rate([], text) == 0.0
