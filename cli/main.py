@@ -13,6 +13,12 @@ from shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+
+
+def _register_subcommands() -> None:
+    from cli.evaluate import datasets_app
+
+    app.add_typer(datasets_app, name="datasets")
 ALL_QUEUES = "ingest,evaluate,optimize,control"
 
 
@@ -49,14 +55,36 @@ def _send(emit) -> None:
 
 @app.command()
 def init() -> None:
-    """Create or upgrade the database schema (safe to run again)."""
+    """Create or upgrade the database schema and register the baseline prompts (safe to run again)."""
     from shared.db import get_engine
+    from shared.evaluation import register_baselines
     from shared.migrate import current, upgrade
 
     s = settings()
     engine = get_engine(s)
     upgrade(engine)
-    console.print(f"database {engine.url.render_as_string(hide_password=True)} at revision {current(engine)}")
+    added = register_baselines(engine, list(s.models))
+    console.print(f"database {engine.url.render_as_string(hide_password=True)} at revision {current(engine)}; "
+                  f"{added} baseline variants registered for models {', '.join(s.models)}")
+
+
+@app.command()
+def evaluate(hours: float = typer.Option(24.0, help="Production examples from the last HOURS."),
+             models: Optional[str] = typer.Option(None, help="Comma-separated model keys (default: all)."),
+             variants: Optional[str] = typer.Option(None, help="Comma-separated variant names (default: all live)."),
+             family: Optional[str] = typer.Option(None, help="Comma-separated prompt families."),
+             dataset: Optional[str] = typer.Option(None, help="Also imported datasets: conll04,scitldr,xquad,hotpotqa."),
+             limit: Optional[int] = typer.Option(None, help="At most this many dataset examples per family."),
+             batch_size: int = typer.Option(20, "--batch-size", help="Examples per chunk (one task)."),
+             min_text_length: int = typer.Option(0, help="Skip production examples with shorter inputs."),
+             teacher: Optional[str] = typer.Option(None, help="Model key whose baseline output is the reference "
+                                                            "for examples without one (opt-in)."),
+             timeout: float = typer.Option(3600.0, help="Give up waiting after this many seconds.")) -> None:
+    """Score prompt variants on production examples (and datasets) across the workers; print the results."""
+    from cli.evaluate import run_evaluate
+
+    sys.exit(run_evaluate(console, settings(), hours, models, variants, family, dataset, limit, batch_size,
+                          min_text_length, teacher, timeout))
 
 
 @app.command()
@@ -140,6 +168,8 @@ def dead_letters(limit: int = typer.Option(20),
         table.add_row(str(row["id"]), row["stream_id"], str(row["delivery_count"]), row["reason"])
     console.print(table)
 
+
+_register_subcommands()
 
 if __name__ == "__main__":
     app()

@@ -117,3 +117,91 @@ class DeadLetter(Base):
 
 
 EVENT_TABLES = {"metric": MetricEvent, "feedback": FeedbackEvent, "example": ProductionExample}
+
+
+class EvalExample(Base):
+    """A labeled example imported from a dataset (CoNLL04, SciTLDR, XQuAD, HotpotQA...).
+
+    ``input`` is a JSON object of the family's template fields; ``reference`` a JSON object of what
+    the family's metrics compare against.
+    """
+
+    __tablename__ = "eval_examples"
+    __table_args__ = (UniqueConstraint("dataset", "family", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(KIND_MAX))
+    split: Mapped[str] = mapped_column(String(KIND_MAX))
+    family: Mapped[str] = mapped_column(String(KIND_MAX), index=True)
+    external_id: Mapped[str] = mapped_column(String(NAME_MAX))
+    input: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EvaluationBatch(Base):
+    """One evaluation run: variants x examples, fanned out in chunks across workers."""
+
+    __tablename__ = "evaluation_batches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    #: pending -> running -> done (or failed)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    #: Work items (variant x example) the batch holds, to tell progress and completion.
+    n_items: Mapped[int] = mapped_column(Integer)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    #: JSON: the variant ids, example references and options it was created with.
+    spec: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvaluationScore(Base):
+    """One variant's output on one example, and its metrics (JSON) or the error that stopped it."""
+
+    __tablename__ = "evaluation_scores"
+    # Re-running a chunk (a retried or duplicated task) scores nothing twice.
+    __table_args__ = (UniqueConstraint("batch_id", "variant_id", "example_source", "example_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("evaluation_batches.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    #: "production" (production_examples.id) or "dataset" (eval_examples.id)
+    example_source: Mapped[str] = mapped_column(String(16))
+    example_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    metrics: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EvaluationResult(Base):
+    """A batch's aggregate for one variant and metric: mean, spread and sample size."""
+
+    __tablename__ = "evaluation_results"
+    __table_args__ = (UniqueConstraint("batch_id", "variant_id", "metric"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("evaluation_batches.id"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    family: Mapped[str] = mapped_column(String(KIND_MAX))
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    metric: Mapped[str] = mapped_column(String(KIND_MAX))
+    mean: Mapped[float] = mapped_column(Float)
+    std: Mapped[float] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(Integer)
+    n_failed: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class LMCacheEntry(Base):
+    """A finished LM call, keyed by a hash of model, messages and parameters: re-scoring is free."""
+
+    __tablename__ = "lm_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

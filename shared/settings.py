@@ -69,6 +69,27 @@ class Settings(BaseSettings):
     #: How often beat asks for a drain.
     drain_interval_s: float = Field(1.0, gt=0, alias="PROMPTLOOP_DRAIN_INTERVAL_S")
 
+    # Language models.
+    #: Model key -> LiteLLM model string ("ollama_chat/qwen2.5:3b", "openai/<alias>" with an API base...),
+    #: or "scripted/<behaviour>" for the deterministic LMs tests and benchmarks use. JSON in the env.
+    models: dict[str, str] = Field(
+        default_factory=lambda: {"1.5b": "ollama_chat/qwen2.5:1.5b", "3b": "ollama_chat/qwen2.5:3b",
+                                 "7b": "ollama_chat/qwen2.5:7b"},
+        alias="PROMPTLOOP_MODELS")
+    #: Base URL for the LM server (Ollama: http://localhost:11434); empty means LiteLLM's default.
+    lm_api_base: str = Field("", alias="PROMPTLOOP_LM_API_BASE")
+    lm_max_tokens: int = Field(1024, ge=16, le=32_768, alias="PROMPTLOOP_LM_MAX_TOKENS")
+
+    @field_validator("models")
+    @classmethod
+    def _model_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("name at least one model")
+        for key, model in value.items():
+            if not key or not model or "/" not in model:
+                raise ValueError(f"{key!r}: {model!r} is not a LiteLLM model string like 'ollama_chat/qwen2.5:3b'")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:

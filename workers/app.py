@@ -19,7 +19,7 @@ from .queues import ROUTES, Queue
 
 def make_app(settings: Settings) -> Celery:
     """A Celery app configured from ``settings``."""
-    app = Celery("promptloop", include=["tasks.ingest"])
+    app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate"])
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,

@@ -31,7 +31,7 @@ def test_init_migrates_and_can_repeat(env):
     for _ in range(2):
         result = runner.invoke(main.app, ["init"])
         assert result.exit_code == 0, result.output
-        assert "at revision 0001" in result.output
+        assert "at revision 0002" in result.output
 
 
 def test_feedback_and_metrics_reach_the_stream(env):

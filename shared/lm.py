@@ -1,0 +1,137 @@
+"""Language models by model key, and a shared cache of their answers.
+
+``settings.models`` maps keys ("1.5b", "3b", "7b") to LiteLLM model strings; calls go through DSPy's
+``dspy.LM`` (temperature 0). ``scripted/<behaviour>`` names a deterministic LM for tests and
+benchmarks. Every answer is cached in SQL (``lm_cache``), shared by all workers, so re-scoring the
+same variant on the same example costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlparse
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .models import LMCacheEntry
+from .settings import Settings
+
+
+class LMError(RuntimeError):
+    """The LM could not answer (unreachable, refused, timed out); the example is recorded as failed."""
+
+
+@dataclass
+class LiteLLM:
+    """Any LiteLLM model string, called through ``dspy.LM``."""
+
+    model: str
+    api_base: str = ""
+    max_tokens: int = 1024
+    _lm: object = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    @property
+    def params(self) -> dict:
+        return {"temperature": 0.0, "max_tokens": self.max_tokens}
+
+    def complete(self, messages: list[dict]) -> str:
+        import dspy
+
+        if self._lm is None:
+            # promptloop caches in SQL (shared across workers); DSPy's own per-machine cache stays off.
+            self._lm = dspy.LM(self.model, cache=False, api_base=self.api_base or None, **self.params)
+        try:
+            return self._lm(messages=messages)[0]
+        except Exception as exc:  # LiteLLM raises many provider-specific types
+            raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+
+
+_CAPITALIZED = re.compile(r"\b[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+)*")
+_INPUT_TEXT = re.compile(r"---Input Text---\s*```\n(.*?)\n```", re.S)
+
+
+@dataclass
+class ScriptedLM:
+    """Deterministic LMs, named ``scripted/<behaviour>?latency_ms=50&fail_on=TEXT``.
+
+    - ``extract``: LightRAG-format entity rows for the capitalized phrases of the input text (a crude
+      but real extractor, so metrics move), then the completion delimiter;
+    - ``echo``: the last user message;
+    - ``hash``: a short text derived from a hash of the messages.
+    ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
+    containing that text (tests of failure handling).
+    """
+
+    spec: str
+
+    def __post_init__(self):
+        parsed = urlparse(self.spec)
+        self.behaviour = parsed.path.split("/", 1)[1]
+        query = parse_qs(parsed.query)
+        self.latency_s = float(query.get("latency_ms", ["0"])[0]) / 1000
+        self.fail_on = query.get("fail_on", [None])[0]
+        if self.behaviour not in ("extract", "echo", "hash"):
+            raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    params: dict = field(default_factory=dict)
+
+    def complete(self, messages: list[dict]) -> str:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        prompt = "\n".join(m["content"] for m in messages)
+        if self.fail_on and self.fail_on in prompt:
+            raise LMError(f"scripted failure: prompt contains {self.fail_on!r}")
+        if self.behaviour == "echo":
+            return messages[-1]["content"]
+        if self.behaviour == "hash":
+            return "answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        match = _INPUT_TEXT.search(messages[-1]["content"])
+        text = match.group(1) if match else messages[-1]["content"]
+        names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
+        rows = [f"entity<|#|>{n}<|#|>other<|#|>{n} appears in the text." for n in names]
+        return "\n".join(rows + ["<|COMPLETE|>"])
+
+
+def get_lm(model_key: str, settings: Settings):
+    """The LM configured for ``model_key``; ``ValueError`` naming the configured keys otherwise."""
+    try:
+        spec = settings.models[model_key]
+    except KeyError:
+        raise ValueError(f"no model configured for {model_key!r}; PROMPTLOOP_MODELS has "
+                         f"{', '.join(settings.models)}") from None
+    if spec.startswith("scripted/"):
+        return ScriptedLM(spec)
+    return LiteLLM(spec, api_base=settings.lm_api_base, max_tokens=settings.lm_max_tokens)
+
+
+def cache_key(lm, messages: list[dict]) -> str:
+    payload = json.dumps({"model": lm.name, "params": lm.params, "messages": messages}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cached_complete(engine: Engine, lm, messages: list[dict]) -> tuple[str, bool]:
+    """The LM's answer, from the shared cache when this exact call was made before; (text, was_cached)."""
+    key = cache_key(lm, messages)
+    with engine.connect() as conn:
+        hit = conn.execute(select(LMCacheEntry.response).where(LMCacheEntry.key == key)).scalar_one_or_none()
+    if hit is not None:
+        return hit, True
+    text = lm.complete(messages)
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    with engine.begin() as conn:
+        conn.execute(dialect.insert(LMCacheEntry.__table__).on_conflict_do_nothing(index_elements=["key"]),
+                     {"key": key, "model": lm.name[:200], "response": text})
+    return text, False

@@ -1,0 +1,43 @@
+"""Evaluation tasks: score chunks of a batch on any worker, then aggregate."""
+
+from __future__ import annotations
+
+from celery import chord
+from sqlalchemy.exc import OperationalError
+
+from shared.db import get_engine
+from shared.evaluation import finish_evaluation_batch, run_evaluation_chunk
+from shared.settings import get_settings
+from workers.app import app
+from workers.queues import Queue
+
+
+@app.task(
+    name="tasks.evaluate.evaluate_chunk",
+    queue=Queue.EVALUATE.value,
+    # Safe to run twice: each (variant, example) score is unique, a rerun skips what is stored.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A database outage is transient; per-example failures (the LM, the input) are recorded, not raised.
+    autoretry_for=(OperationalError,),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    max_retries=10,
+)
+def evaluate_chunk(batch_id: int, variant_id: int, examples: list[list]) -> dict:
+    """Score one variant on a chunk of examples (ids only in the message)."""
+    return run_evaluation_chunk(get_engine(), get_settings(), batch_id, variant_id, examples)
+
+
+@app.task(name="tasks.evaluate.finish_batch", queue=Queue.EVALUATE.value, acks_late=True,
+          autoretry_for=(OperationalError,), retry_backoff=5, max_retries=10)
+def finish_batch(_chunk_counts: list, batch_id: int) -> dict:
+    """Aggregate a batch once all its chunks have run (the chord's callback)."""
+    results = finish_evaluation_batch(get_engine(), batch_id)
+    return {"batch_id": batch_id, "results": len(results)}
+
+
+def dispatch_batch(batch_id: int, chunks: list[dict]):
+    """Fan the chunks out across workers; the batch is aggregated when the last one finishes."""
+    return chord(evaluate_chunk.s(c["batch_id"], c["variant_id"], c["examples"]) for c in chunks)(
+        finish_batch.s(batch_id))

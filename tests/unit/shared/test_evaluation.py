@@ -1,0 +1,138 @@
+"""The production data pipeline in one process (SQLite, scripted LM); workers split it in integration."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from shared.datasets import import_datasets
+from shared.db import make_engine
+from shared.evaluation import (collect_production_data, create_evaluation_batch, dataset_examples, find_variants,
+                               finish_evaluation_batch, get_top_performing_variants, register_baselines,
+                               run_evaluation_chunk)
+from shared.migrate import upgrade
+from shared.models import EvaluationScore, LMCacheEntry, ProductionExample
+from shared.settings import load_settings
+
+SENTENCES = [
+    ("John Smith works for Acme Corp in Boston .", [["John Smith", "Peop"], ["Acme Corp", "Org"], ["Boston", "Loc"]]),
+    ("Mary Jones lives in Havana .", [["Mary Jones", "Peop"], ["Havana", "Loc"]]),
+    ("the weather was fine .", []),
+]
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = make_engine(f"sqlite:///{tmp_path / 'eval.db'}")
+    upgrade(e)
+    return e
+
+
+@pytest.fixture
+def settings():
+    return load_settings(PROMPTLOOP_MODELS={"3b": "scripted/extract?fail_on=Havana"})
+
+
+@pytest.fixture
+def conll(tmp_path):
+    folder = tmp_path / "datasets"
+    (folder / "conll04").mkdir(parents=True)
+    docs = [{"tokens": s.split(), "orig_id": i, "relations": [],
+             "entities": [{"type": t, "start": s.split().index(n.split()[0]),
+                           "end": s.split().index(n.split()[0]) + len(n.split())} for n, t in ents]}
+            for i, (s, ents) in enumerate(SENTENCES)]
+    (folder / "conll04" / "conll04_dev.json").write_text(json.dumps(docs))
+    return folder
+
+
+def run_all(engine, settings, chunks):
+    return [run_evaluation_chunk(engine, settings, c["batch_id"], c["variant_id"], c["examples"]) for c in chunks]
+
+
+def test_imported_examples_are_scored_failures_recorded_and_results_aggregated(engine, settings, conll):
+    assert import_datasets(engine, conll, ["conll04"]) == {"conll04": 9}
+    assert import_datasets(engine, conll, ["conll04"]) == {"conll04": 0}  # idempotent
+    assert register_baselines(engine, ["3b"]) == 8
+    examples = dataset_examples(engine, ["entity_extraction"])
+    variants = find_variants(engine, ["entity_extraction"], ["3b"])
+    batch_id, chunks = create_evaluation_batch(engine, examples, variants, batch_size=2)
+    assert [len(c["examples"]) for c in chunks] == [2, 1]
+
+    counts = run_all(engine, settings, chunks)
+    assert sum(c["scored"] for c in counts) == 2 and sum(c["failed"] for c in counts) == 1
+    with engine.connect() as conn:
+        failed = conn.execute(select(EvaluationScore.error).where(EvaluationScore.ok.is_(False))).scalar_one()
+    assert "scripted failure" in failed
+
+    results = {r["metric"]: r for r in finish_evaluation_batch(engine, batch_id)}
+    # John Smith / Acme Corp / Boston: all three found -> F1 1.0; "the weather" -> no entities, none gold -> 1.0
+    assert results["entity_f1"]["mean"] == 1.0 and results["entity_f1"]["n"] == 2
+    assert results["overall"]["n_failed"] == 1 and results["format_compliance"]["mean"] == 0.5
+    assert results["entity_f1_typed"]["mean"] == 0.5  # the scripted LM types everything "other"
+
+
+def test_rerunning_a_chunk_scores_nothing_twice_and_lm_calls_are_cached(engine, settings, conll):
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    examples = dataset_examples(engine, ["entity_extraction"])
+    variants = find_variants(engine, ["entity_extraction"], ["3b"])
+    batch_id, chunks = create_evaluation_batch(engine, examples, variants, batch_size=10)
+    run_all(engine, settings, chunks)
+    again = run_all(engine, settings, chunks)[0]
+    assert again == {"scored": 0, "failed": 0, "skipped": 3, "cached": 0}
+
+    second_id, second_chunks = create_evaluation_batch(engine, examples, variants, batch_size=10)
+    counts = run_all(engine, settings, second_chunks)[0]
+    assert counts["cached"] == counts["scored"] == 2
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(LMCacheEntry)).scalar_one() == 2
+    assert finish_evaluation_batch(engine, batch_id) == [
+        {**r, "batch_id": batch_id} for r in finish_evaluation_batch(engine, second_id)]
+
+
+def test_production_examples_are_collected_by_age_model_and_length(engine):
+    now = datetime.now(timezone.utc)
+    rows = [("3b", now, "x" * 50), ("7b", now, "y" * 50), ("3b", now - timedelta(hours=30), "z" * 50),
+            ("3b", now, "short")]
+    with engine.begin() as conn:
+        for i, (model, ts, text) in enumerate(rows):
+            conn.execute(insert(ProductionExample).values(
+                event_id=f"00000000-0000-4000-8000-{i:012d}", ts=ts, family="entity_extraction", model=model,
+                variant="baseline", input=text, output="o"))
+    refs = collect_production_data(engine, hours_back=24, models=["3b"], min_text_length=10)
+    assert [r.id for r in refs] == [1]
+
+
+def test_production_references_in_lightrag_format_are_parsed(engine, settings):
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    reference = "entity<|#|>John Smith<|#|>person<|#|>A man.\n<|COMPLETE|>"
+    with engine.begin() as conn:
+        conn.execute(insert(ProductionExample).values(
+            event_id="00000000-0000-4000-8000-000000000001", ts=datetime.now(timezone.utc), family="entity_extraction",
+            model="3b", variant="baseline", input="John Smith met Acme Corp .", output="o", reference=reference))
+    batch_id, chunks = create_evaluation_batch(engine, collect_production_data(engine),
+                                               find_variants(engine), batch_size=5)
+    run_all(engine, settings, chunks)
+    results = {r["metric"]: r["mean"] for r in finish_evaluation_batch(engine, batch_id)}
+    assert results["entity_f1"] == pytest.approx(2 / 3)  # predicted John Smith + Acme Corp, gold John Smith
+
+
+def test_top_variants_rank_by_their_latest_batch(engine, settings, conll):
+    from shared.families import get_family
+    from shared.models import PromptVariant
+
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    broken = get_family("entity_extraction").baseline()
+    with engine.begin() as conn:  # a variant whose prompt hides the input: the scripted LM finds nothing
+        conn.execute(insert(PromptVariant).values(family="entity_extraction", model="3b", name="DSPY_A",
+                                                  template=json.dumps({"system": broken.system, "user": "Extract."}),
+                                                  status="candidate"))
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine, ["entity_extraction"]), batch_size=10)
+    run_all(engine, settings, chunks)
+    finish_evaluation_batch(engine, batch_id)
+    top = get_top_performing_variants(engine, days_back=7, family="entity_extraction")
+    assert [t["name"] for t in top] == ["baseline", "DSPY_A"]
+    assert top[0]["mean"] > top[1]["mean"] and top[0]["n"] == 2 and top[0]["n_failed"] == 1
