@@ -11,8 +11,7 @@ import re
 
 from lightrag.operate import _parse_keywords_payload
 
-from ..metrics import (entity_prf, exact_match, flesch_reading_ease, hallucination_rate, normalize_name,
-                       parse_extraction, relation_prf, rouge, token_f1)
+from ..metrics import (entity_prf, exact_match, flesch_reading_ease, hallucination_rate, parse_extraction, relation_prf, rouge, token_f1)
 from ..metrics.qa import normalize_answer
 
 #: CoNLL04's entity types in LightRAG's vocabulary (its default entity-type guidance).

@@ -28,6 +28,8 @@ class Stack:
     workdir: Path
     engine: Engine
     procs: list[subprocess.Popen] = field(default_factory=list)
+    #: Added to every child's environment (a test's own settings).
+    extra_env: dict = field(default_factory=dict)
 
     def env(self, **extra) -> dict:
         return {
@@ -40,6 +42,7 @@ class Stack:
             "PROMPTLOOP_DRAIN_INTERVAL_S": "0.3",
             "PROMPTLOOP_DRAIN_BUDGET_S": "3",
             "PROMPTLOOP_INGEST_BATCH": "10",
+            **self.extra_env,
             **extra,
         }
 
@@ -50,9 +53,9 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self, name: str = "w1", concurrency: int = 1) -> subprocess.Popen:
+    def start_worker(self, name: str = "w1", concurrency: int = 1, queues: str = "ingest,control") -> subprocess.Popen:
         """``promptloop worker`` as a separate process group (so SIGKILL takes its children too)."""
-        return self._spawn(["worker", "-Q", "ingest,control", "-c", str(concurrency), "-n", f"{name}@%h"], name)
+        return self._spawn(["worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h"], name)
 
     def start_beat(self) -> subprocess.Popen:
         return self._spawn(["beat"], "beat")
