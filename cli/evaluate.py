@@ -28,6 +28,11 @@ HEADLINE = {
 }
 
 
+SHORT = {"entity_f1": "F1", "relation_f1": "relF1", "format_compliance": "fmt", "hallucination_rate": "halluc",
+         "rougeL": "RL", "answer_containment": "ans", "token_f1": "tokF1", "supporting_recall": "supp",
+         "answer_retained": "kept", "compression": "compr", "term_recall": "terms", "answer_leak": "leak"}
+
+
 def _split(value: Optional[str]) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -46,13 +51,14 @@ def results_table(engine, batch_id: int) -> Table:
     for r in rows:
         v = by_variant.setdefault(r.variant_id, {"name": r.name, "family": r.family, "model": r.model, "m": {}})
         v["m"][r.metric] = r
-    table = Table("variant", "family", "model", "overall", "n", "failed", "headline metrics",
+    table = Table("variant", "family", "model", "overall", "n", "fail", "metrics",
                   title=f"evaluation batch {batch_id}")
     for v in sorted(by_variant.values(), key=lambda v: (v["family"], v["model"], v["name"])):
         overall = v["m"].get("overall")
-        headline = ", ".join(f"{k} {v['m'][k].mean:.3f}" for k in HEADLINE.get(v["family"], ()) if k in v["m"])
+        headline = " ".join(f"{SHORT.get(k, k)} {v['m'][k].mean:.2f}" for k in HEADLINE.get(v["family"], ())
+                            if k in v["m"])
         table.add_row(v["name"], v["family"], v["model"],
-                      f"{overall.mean:.3f} ± {overall.std:.3f}" if overall else "-",
+                      f"{overall.mean:.2f}±{overall.std:.2f}" if overall else "-",
                       str(overall.n if overall else 0), str(overall.n_failed if overall else 0), headline)
     return table
 
@@ -64,8 +70,10 @@ def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[s
     from shared.db import get_engine
     from shared.evaluation import (batch_progress, collect_production_data, create_evaluation_batch,
                                    dataset_examples, find_variants, finish_evaluation_batch)
+    from cli.runtime import require_migrated
     from tasks.evaluate import dispatch_batch
 
+    require_migrated(console, s)
     engine = get_engine(s)
     model_keys = _split(models) or list(s.models)
     unknown = set(model_keys) - set(s.models)
@@ -117,7 +125,10 @@ def import_(path: Optional[Path] = typer.Option(None, help="Folder holding conll
     from shared.datasets import import_datasets
     from shared.db import get_engine
 
+    from cli.runtime import require_migrated
+
     s = settings()
+    require_migrated(console, s)
     folder = path or s.datasets_dir
     try:
         added = import_datasets(get_engine(s), folder, name or None)

@@ -156,7 +156,10 @@ def dead_letters(limit: int = typer.Option(20),
     from shared.rediscon import get_redis
     from shared.status import recent_dead_letters
 
+    from cli.runtime import require_migrated
+
     s = settings()
+    require_migrated(console, s)
     if replay or ids:
         from shared.deadletters import replay as replay_letters
 

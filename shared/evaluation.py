@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .families import FAMILIES, get_family
 from .families.template import PromptTemplate
-from .lm import cached_complete, get_lm
+from .lm import cache_insert, cache_key, cache_lookup, cached_complete, get_lm
 from .metrics import parse_extraction
 from .models import (EvalExample, EvaluationBatch, EvaluationResult, EvaluationScore, ProductionExample,
                      PromptVariant)
@@ -206,11 +206,11 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
     refs = [ExampleRef(s, i, variant.family) for s, i in examples if (s, i) not in done]
     loaded = load_examples(engine, refs)
     counts = {"scored": 0, "failed": 0, "skipped": len(examples) - len(refs), "cached": 0}
-    rows = []
+    rows, prepared = [], []
     for ref in refs:
         row = {"batch_id": batch_id, "variant_id": variant_id, "example_source": ref.source, "example_id": ref.id,
                "ok": False, "metrics": None, "output": None, "error": None, "latency_ms": None}
-        started = time.perf_counter()
+        rows.append(row)
         try:
             if (ref.source, ref.id) not in loaded:
                 raise LookupError(f"{ref.source} example {ref.id} no longer exists")
@@ -218,23 +218,40 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
             fields = family.inputs(text)
             if reference is None and spec.get("teacher"):
                 reference = _teacher_reference(engine, settings, spec["teacher"], variant.family, fields)
-            output, cached = cached_complete(engine, lm, template.render(**fields))
+            messages = template.render(**fields)
+            prepared.append((row, fields, reference, messages, cache_key(lm, messages)))
+        except DBAPIError:
+            raise
+        except Exception as exc:  # a template field the input lacks, a missing example...
+            row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    # One cache query and one write for the whole chunk: per-example round trips would cost more than scoring.
+    hits = cache_lookup(engine, [key for *_, key in prepared])
+    fresh = []
+    for row, fields, reference, messages, key in prepared:
+        started = time.perf_counter()
+        try:
+            if key in hits:
+                output = hits[key]
+                counts["cached"] += 1
+            else:
+                output = hits[key] = lm.complete(messages)
+                fresh.append({"key": key, "model": lm.name[:200], "response": output})
             row["output"] = output
             row["metrics"] = json.dumps(family.score(output, fields, reference), sort_keys=True)
             row["ok"] = True
-            counts["scored"] += 1
-            counts["cached"] += cached
         except DBAPIError:
-            raise  # the database, not the example: let the task retry the chunk
-        except Exception as exc:  # LMError, a template field the input lacks, a scoring error...
+            raise
+        except Exception as exc:  # LMError, a scoring error...
             row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-            counts["failed"] += 1
         row["latency_ms"] = (time.perf_counter() - started) * 1000
-        rows.append(row)
+    counts["scored"] = sum(r["ok"] for r in rows)
+    counts["failed"] = len(rows) - counts["scored"]
     if rows:
         stmt = _insert(engine)(EvaluationScore.__table__).on_conflict_do_nothing(
             index_elements=["batch_id", "variant_id", "example_source", "example_id"])
         with engine.begin() as conn:
+            if fresh:
+                conn.execute(cache_insert(engine), fresh)
             conn.execute(stmt, rows)
     return counts
 

@@ -122,16 +122,27 @@ def cache_key(lm, messages: list[dict]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def cache_lookup(engine: Engine, keys: list[str]) -> dict[str, str]:
+    """The cached answers among ``keys`` (one query for a whole chunk)."""
+    if not keys:
+        return {}
+    with engine.connect() as conn:
+        return dict(conn.execute(select(LMCacheEntry.key, LMCacheEntry.response).where(LMCacheEntry.key.in_(keys))).all())
+
+
+def cache_insert(engine: Engine):
+    """The statement that stores answers, keeping the first one stored for a key."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(LMCacheEntry.__table__).on_conflict_do_nothing(index_elements=["key"])
+
+
 def cached_complete(engine: Engine, lm, messages: list[dict]) -> tuple[str, bool]:
     """The LM's answer, from the shared cache when this exact call was made before; (text, was_cached)."""
     key = cache_key(lm, messages)
-    with engine.connect() as conn:
-        hit = conn.execute(select(LMCacheEntry.response).where(LMCacheEntry.key == key)).scalar_one_or_none()
+    hit = cache_lookup(engine, [key]).get(key)
     if hit is not None:
         return hit, True
     text = lm.complete(messages)
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     with engine.begin() as conn:
-        conn.execute(dialect.insert(LMCacheEntry.__table__).on_conflict_do_nothing(index_elements=["key"]),
-                     {"key": key, "model": lm.name[:200], "response": text})
+        conn.execute(cache_insert(engine), {"key": key, "model": lm.name[:200], "response": text})
     return text, False
