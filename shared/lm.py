@@ -1,8 +1,9 @@
 """Language models by model key, and a shared cache of their answers.
 
 ``settings.models`` maps keys ("1.5b", "3b", "7b") to LiteLLM model strings; calls go through DSPy's
-``dspy.LM`` (temperature 0). ``scripted/<behaviour>`` names a deterministic LM for tests and
-benchmarks. Every answer is cached in SQL (``lm_cache``), shared by all workers, so re-scoring the
+``dspy.LM`` (temperature 0). ``local/<name or path>`` runs a GGUF file in this process with
+``llama-cpp-python`` (``promptloop models fetch`` gets the offline Qwen2.5-Coder models), and
+``scripted/<behaviour>`` names a deterministic LM for tests and benchmarks. Every answer is cached in SQL (``lm_cache``), shared by all workers, so re-scoring the
 same variant on the same example costs nothing.
 """
 
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import Engine, select
@@ -53,6 +57,55 @@ class LiteLLM:
             return self._lm(messages=messages)[0]
         except Exception as exc:  # LiteLLM raises many provider-specific types
             raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+
+
+_LLAMAS: dict[tuple[str, int], object] = {}
+_LLAMA_LOCK = threading.Lock()
+
+
+@dataclass
+class LocalGGUF:
+    """A GGUF model run in process by llama-cpp-python (one copy per worker process, loaded on first use).
+
+    Build llama-cpp-python with ``CMAKE_ARGS="-DGGML_NATIVE=OFF"`` on these machines: the native build
+    uses AMX instructions and crashes on the first generation (LOCAL_LM.md).
+    """
+
+    spec: str
+    path: Path
+    n_ctx: int = 4096
+    max_tokens: int = 1024
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+    @property
+    def params(self) -> dict:
+        return {"temperature": 0.0, "max_tokens": self.max_tokens, "n_ctx": self.n_ctx}
+
+    def _llama(self):
+        key = (str(self.path), self.n_ctx)
+        if key not in _LLAMAS:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise LMError("local models need llama-cpp-python: CMAKE_ARGS=-DGGML_NATIVE=OFF "
+                              "pip install 'promptloop[local]'") from exc
+            if not self.path.exists():
+                raise LMError(f"{self.path} is missing: run `promptloop models fetch`")
+            _LLAMAS[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=os.cpu_count(),
+                                 chat_format="chatml", verbose=False)
+        return _LLAMAS[key]
+
+    def complete(self, messages: list[dict]) -> str:
+        with _LLAMA_LOCK:  # a Llama instance serves one generation at a time
+            llama = self._llama()
+            try:
+                out = llama.create_chat_completion(messages=messages, temperature=0.0, max_tokens=self.max_tokens)
+            except ValueError as exc:  # e.g. the prompt does not fit the context window
+                raise LMError(f"{self.spec}: {exc}") from exc
+        return out["choices"][0]["message"]["content"] or ""
 
 
 _CAPITALIZED = re.compile(r"\b[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+)*")
@@ -114,6 +167,12 @@ def get_lm(model_key: str, settings: Settings):
                          f"{', '.join(settings.models)}") from None
     if spec.startswith("scripted/"):
         return ScriptedLM(spec)
+    if spec.startswith("local/"):
+        from .localmodels import model_path
+
+        target = spec.split("/", 1)[1]
+        path = Path(target) if target.endswith(".gguf") else model_path(settings.models_dir, target)
+        return LocalGGUF(spec, path, n_ctx=settings.local_n_ctx, max_tokens=settings.lm_max_tokens)
     return LiteLLM(spec, api_base=settings.lm_api_base, max_tokens=settings.lm_max_tokens)
 
 

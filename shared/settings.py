@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     #: Base URL for the LM server (Ollama: http://localhost:11434); empty means LiteLLM's default.
     lm_api_base: str = Field("", alias="PROMPTLOOP_LM_API_BASE")
     lm_max_tokens: int = Field(1024, ge=16, le=32_768, alias="PROMPTLOOP_LM_MAX_TOKENS")
+    #: Where ``promptloop models fetch`` keeps verified GGUF files ("local/<name>" model strings).
+    models_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "promptloop" / "models",
+                             alias="PROMPTLOOP_MODELS_DIR")
+    #: Context window for in-process GGUF models (LightRAG's extraction prompt alone is ~1,800 tokens).
+    local_n_ctx: int = Field(4096, ge=512, le=131_072, alias="PROMPTLOOP_LOCAL_N_CTX")
 
     @field_validator("models")
     @classmethod
@@ -87,7 +92,8 @@ class Settings(BaseSettings):
             raise ValueError("name at least one model")
         for key, model in value.items():
             if not key or not model or "/" not in model:
-                raise ValueError(f"{key!r}: {model!r} is not a LiteLLM model string like 'ollama_chat/qwen2.5:3b'")
+                raise ValueError(f"{key!r}: {model!r} is not a LiteLLM model string like 'ollama_chat/qwen2.5:3b', "
+                                 "'local/<gguf name or path>' or 'scripted/<behaviour>'")
         return value
 
     @field_validator("redis_url")

@@ -8,7 +8,7 @@ import redis
 from sqlalchemy import Engine, func, literal, select, union_all
 
 from .constants import GROUP, STREAM
-from .models import DeadLetter, FeedbackEvent, MetricEvent, ProductionExample
+from .models import DeadLetter, EvaluationBatch, EvaluationScore, FeedbackEvent, MetricEvent, ProductionExample
 
 
 def _text(value) -> str:
@@ -58,3 +58,15 @@ def recent_dead_letters(engine: Engine, limit: int = 5) -> list[dict]:
         rows = conn.execute(select(DeadLetter.id, DeadLetter.stream_id, DeadLetter.reason, DeadLetter.delivery_count)
                             .order_by(DeadLetter.id.desc()).limit(limit))
         return [dict(r._mapping) for r in rows]
+
+
+def recent_batches(engine: Engine, limit: int = 3) -> list[dict]:
+    """The newest evaluation batches with their progress."""
+    done = (select(EvaluationScore.batch_id, func.count().label("done"))
+            .group_by(EvaluationScore.batch_id).subquery())
+    query = (select(EvaluationBatch.id, EvaluationBatch.status, EvaluationBatch.n_items, EvaluationBatch.created_at,
+                    func.coalesce(done.c.done, 0).label("done"))
+             .outerjoin(done, done.c.batch_id == EvaluationBatch.id)
+             .order_by(EvaluationBatch.id.desc()).limit(limit))
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
