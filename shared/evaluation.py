@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from .families import FAMILIES, get_family
 from .families.template import PromptTemplate
@@ -146,8 +147,6 @@ def find_variants(engine: Engine, families: list[str] | None = None, models: lis
         query = query.where(PromptVariant.model.in_(models))
     if names:
         query = query.where(PromptVariant.name.in_(names))
-    from sqlalchemy.orm import Session
-
     with Session(engine, expire_on_commit=False) as session:
         return list(session.scalars(query))
 

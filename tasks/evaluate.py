@@ -41,3 +41,27 @@ def dispatch_batch(batch_id: int, chunks: list[dict]):
     """Fan the chunks out across workers; the batch is aggregated when the last one finishes."""
     return chord(evaluate_chunk.s(c["batch_id"], c["variant_id"], c["examples"]) for c in chunks)(
         finish_batch.s(batch_id))
+
+
+def run_on_workers(engine, settings, handle, poll_s: float = 0.5, timeout_s: float = 6 * 3600) -> None:
+    """A ``ProductionPipeline`` runner: fan the chunks out and wait until every item is scored."""
+    import time
+
+    from shared.evaluation import batch_progress
+
+    dispatch_batch(handle.batch_id, handle.chunks)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, total, _ = batch_progress(engine, handle.batch_id)
+        if done >= total:
+            return
+        time.sleep(poll_s)
+    raise TimeoutError(f"evaluation batch {handle.batch_id} not finished after {timeout_s}s")
+
+
+def production_pipeline():
+    """The seed's ``ProductionPipeline``, scoring on the Celery workers."""
+    from shared.production_pipeline import ProductionPipeline
+
+    settings = get_settings()
+    return ProductionPipeline(get_engine(settings), settings, runner=run_on_workers)

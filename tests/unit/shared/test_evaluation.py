@@ -136,3 +136,29 @@ def test_top_variants_rank_by_their_latest_batch(engine, settings, conll):
     top = get_top_performing_variants(engine, days_back=7, family="entity_extraction")
     assert [t["name"] for t in top] == ["baseline", "DSPY_A"]
     assert top[0]["mean"] > top[1]["mean"] and top[0]["n"] == 2 and top[0]["n_failed"] == 1
+
+
+def test_the_seeds_pipeline_api(engine, settings, conll):
+    import asyncio
+
+    from shared.production_pipeline import ProductionPipeline
+
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    with engine.begin() as conn:
+        conn.execute(insert(ProductionExample).values(
+            event_id="00000000-0000-4000-8000-000000000009", ts=datetime.now(timezone.utc), family="entity_extraction",
+            model="3b", variant="baseline", input="Ada Lovelace met Charles Babbage in London .", output="o"))
+    pipeline = ProductionPipeline(engine, settings)
+
+    async def flow():
+        examples = await pipeline.collect_production_data(hours_back=24, models=["1.5b", "3b", "7b"])
+        batches = await pipeline.create_evaluation_batch(examples, batch_size=50)
+        results = await pipeline.run_evaluation_batch(batches[0])
+        return examples, results, await pipeline.get_top_performing_variants(days_back=7)
+
+    examples, results, top = asyncio.run(flow())
+    assert len(examples) == 1
+    assert {r["metric"]: r["n"] for r in results}["format_compliance"] == 1  # reference-free: no reference given
+    assert "entity_f1" not in {r["metric"] for r in results}
+    assert top[0]["name"] == "baseline"
