@@ -201,7 +201,12 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
         conn.commit()
     family = get_family(variant.family)
     template = PromptTemplate.from_json(variant.template)
-    lm = lm or get_lm(variant.model, settings)
+    lm_error = None
+    if lm is None:
+        try:
+            lm = get_lm(variant.model, settings)
+        except ValueError as exc:  # this worker has no model for the key: every example fails, visibly
+            lm_error = exc
     refs = [ExampleRef(s, i, variant.family) for s, i in examples if (s, i) not in done]
     loaded = load_examples(engine, refs)
     counts = {"scored": 0, "failed": 0, "skipped": len(examples) - len(refs), "cached": 0}
@@ -211,6 +216,8 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
                "ok": False, "metrics": None, "output": None, "error": None, "latency_ms": None}
         rows.append(row)
         try:
+            if lm_error:
+                raise lm_error
             if (ref.source, ref.id) not in loaded:
                 raise LookupError(f"{ref.source} example {ref.id} no longer exists")
             _, text, reference = loaded[(ref.source, ref.id)]

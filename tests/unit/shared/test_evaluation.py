@@ -162,3 +162,14 @@ def test_the_seeds_pipeline_api(engine, settings, conll):
     assert {r["metric"]: r["n"] for r in results}["format_compliance"] == 1  # reference-free: no reference given
     assert "entity_f1" not in {r["metric"] for r in results}
     assert top[0]["name"] == "baseline"
+
+
+def test_a_worker_without_the_model_records_failures_instead_of_crashing(engine, conll):
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["9b"], ["entity_extraction"])
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine), batch_size=10)
+    counts = run_all(engine, load_settings(PROMPTLOOP_MODELS={"3b": "scripted/echo"}), chunks)[0]
+    assert counts["failed"] == 3
+    with engine.connect() as conn:
+        assert "no model configured for '9b'" in conn.execute(select(EvaluationScore.error)).scalars().first()
