@@ -26,8 +26,9 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from .constants import BATCH_FIELD, FIELD, GROUP, STREAM
+from .constants import BATCH_FIELD, DRAIN_SLOT_PREFIX, FIELD, GROUP, STREAM
 from .events import InvalidEvent, parse_event
+from .leases import acquire
 from .settings import Settings
 from .store import event_row, insert_dead_letters, insert_events
 
@@ -291,9 +292,6 @@ def drain_in_slot(ingestor: Ingestor, slots: int, budget_s: float) -> DrainStats
     The lease outlives the budget by a margin; a drainer killed mid-batch frees its slot when the
     lease expires, and its entries are reclaimed by the next drain.
     """
-    from .constants import DRAIN_SLOT_PREFIX
-    from .leases import acquire
-
     lease = acquire(ingestor.redis, DRAIN_SLOT_PREFIX, slots, ttl_ms=int((budget_s + 60) * 1000))
     if lease is None:
         return None

@@ -125,6 +125,7 @@ class ScriptedLM:
     """
 
     spec: str
+    params: dict = field(default_factory=dict)
 
     def __post_init__(self):
         parsed = urlparse(self.spec)
@@ -138,8 +139,6 @@ class ScriptedLM:
     @property
     def name(self) -> str:
         return self.spec
-
-    params: dict = field(default_factory=dict)
 
     def complete(self, messages: list[dict]) -> str:
         if self.latency_s:
