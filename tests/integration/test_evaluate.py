@@ -65,3 +65,42 @@ def test_two_workers_give_the_numbers_one_gives(stack, tmp_path):
     assert len(overall) == 2 and all(n + failed == 24 for _, _, _, n, failed in overall)
     for name in ("left", "right"):  # the second batch really was split
         assert "evaluate_chunk" in (stack.workdir / f"{name}.log").read_text()
+
+
+SEED_FLOW = """
+import asyncio, json
+from tasks.evaluate import production_pipeline
+
+async def main():
+    pipeline = production_pipeline()
+    examples = await pipeline.collect_production_data(hours_back=24, models=["3b"])
+    batches = await pipeline.create_evaluation_batch(examples, batch_size=2)
+    results = await pipeline.run_evaluation_batch(batches[0])
+    top = await pipeline.get_top_performing_variants(days_back=7)
+    print(json.dumps({"examples": len(examples), "metrics": sorted({r["metric"] for r in results}),
+                      "top": [t["name"] for t in top]}))
+
+asyncio.run(main())
+"""
+
+
+def test_the_seeds_pipeline_api_on_workers_over_ingested_examples(stack):
+    from promptloop_client import Client
+
+    stack.extra_env["PROMPTLOOP_MODELS"] = MODELS
+    cli(stack, "init")
+    stack.start_worker("ingester")
+    stack.start_beat()
+    stack.start_worker("evaluator", queues="evaluate")
+    client = Client(stack.redis.url)
+    for i in range(5):  # production examples, as the LightRAG adapter sends them
+        client.example("entity_extraction", "3b", "baseline", f"Person{i} Smith joined Acme Corp in Boston .", "out")
+    assert client.close(10)
+    stack.wait_for(lambda: stack.counts()["example"] == 5, 60, "5 examples ingested")
+
+    run = subprocess.run([sys.executable, "-c", SEED_FLOW], cwd=ROOT, env=stack.env(), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["examples"] == 5 and "format_compliance" in out["metrics"] and out["top"] == ["baseline"]
+    assert "evaluate_chunk" in (stack.workdir / "evaluator.log").read_text()
