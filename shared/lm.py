@@ -26,6 +26,11 @@ from .models import LMCacheEntry
 from .settings import Settings
 
 
+# LiteLLM otherwise fetches its model cost map from the internet on first use (retrying for ~8 s on an
+# offline machine); the copy it ships is enough, since promptloop never bills by it.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
 class LMError(RuntimeError):
     """The LM could not answer (unreachable, refused, timed out); the example is recorded as failed."""
 
