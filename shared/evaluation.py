@@ -129,9 +129,10 @@ def register_baselines(engine: Engine, model_keys: list[str], families: list[str
 
     Existing rows are left alone, so a baseline that was replaced (retired) stays retired.
     """
-    rows = [{"family": f.name.value, "model": m, "name": "baseline", "template": f.baseline().to_json(),
-             "status": "active"}
-            for f in FAMILIES.values() if not families or f.name.value in families for m in model_keys]
+    templates = {f.name.value: f.baseline().to_json() for f in FAMILIES.values()
+                 if not families or f.name.value in families}
+    rows = [{"family": family, "model": m, "name": "baseline", "template": template, "status": "active"}
+            for family, template in templates.items() for m in model_keys]
     stmt = _insert(engine)(PromptVariant.__table__).on_conflict_do_nothing(index_elements=["family", "model", "name"])
     with engine.begin() as conn:
         return conn.execute(stmt, rows).rowcount if rows else 0

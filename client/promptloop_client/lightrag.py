@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 
+from .client import _name
 from .monitor import report_call
 
 #: (marker in the system prompt or prompt, family): the first match wins.
@@ -37,9 +38,8 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
 
     ``model`` is the model key ("1.5b", "3b", "7b"); ``variant`` the prompt variant in use.
     """
-    for value, what in ((model, "model"), (variant, "variant")):
-        if type(value) is not str or not value:
-            raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    _name(model, "model")
+    _name(variant, "variant")
     rate = client.example_sample_rate if sample_rate is None else sample_rate
 
     @functools.wraps(llm_model_func)

@@ -8,6 +8,8 @@ import logging
 import random
 import time
 
+from .client import _name
+
 log = logging.getLogger("promptloop_client")
 
 
@@ -42,9 +44,9 @@ def monitored(client, family: str, variant: str, model: str, *, sample_rate: flo
     The wrapped function's result and exceptions pass through untouched; reporting problems are
     counted in ``client.stats()["internal_errors"]`` and never reach the caller.
     """
-    for value, what in ((family, "family"), (variant, "variant"), (model, "model")):
-        if type(value) is not str or not value:
-            raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    _name(family, "family")
+    _name(variant, "variant")
+    _name(model, "model")
     rate = client.example_sample_rate if sample_rate is None else sample_rate
 
     def report(started: float, ok: bool, args: tuple, kwargs: dict, result) -> None:

@@ -6,22 +6,13 @@ way ``lightrag.operate`` does; only each family's inputs stay open as fields.
 
 from __future__ import annotations
 
-from lightrag.constants import DEFAULT_SUMMARY_LANGUAGE
+from lightrag.constants import (DEFAULT_MAX_EXTRACTION_ENTITIES, DEFAULT_MAX_EXTRACTION_RECORDS,
+                                DEFAULT_SUMMARY_LANGUAGE, DEFAULT_SUMMARY_LENGTH_RECOMMENDED)
 from lightrag.prompt import PROMPTS, resolve_entity_extraction_prompt_profile
 
 from .template import PromptTemplate, fill
 
-# LightRAG's defaults (lightrag.constants) for the knobs its prompts expose.
-MAX_TOTAL_RECORDS = 100
-MAX_ENTITY_RECORDS = 40
-SUMMARY_LENGTH = 200
 LANGUAGE = DEFAULT_SUMMARY_LANGUAGE
-
-
-def _lightrag_default(name: str, fallback: int) -> int:
-    import lightrag.constants as c
-
-    return getattr(c, name, fallback)
 
 
 def extraction() -> PromptTemplate:
@@ -34,8 +25,7 @@ def extraction() -> PromptTemplate:
         language=LANGUAGE,
     )
     examples = "\n".join(profile["entity_extraction_examples"]).format(**base)
-    limits = dict(max_total_records=_lightrag_default("DEFAULT_MAX_EXTRACTION_RECORDS", MAX_TOTAL_RECORDS),
-                  max_entity_records=_lightrag_default("DEFAULT_MAX_EXTRACTION_ENTITIES", MAX_ENTITY_RECORDS))
+    limits = dict(max_total_records=DEFAULT_MAX_EXTRACTION_RECORDS, max_entity_records=DEFAULT_MAX_EXTRACTION_ENTITIES)
     system = PROMPTS["entity_extraction_system_prompt"].format(**base, examples=examples, **limits)
     user = fill(PROMPTS["entity_extraction_user_prompt"], completion_delimiter=base["completion_delimiter"],
                 language=LANGUAGE, heading_context_block="", **limits)
@@ -46,7 +36,7 @@ def extraction() -> PromptTemplate:
 def summarization() -> PromptTemplate:
     """``summarize_entity_descriptions``; fields ``description_type``, ``description_name``, ``description_list``."""
     user = fill(PROMPTS["summarize_entity_descriptions"], language=LANGUAGE,
-                summary_length=_lightrag_default("DEFAULT_SUMMARY_LENGTH_RECOMMENDED", SUMMARY_LENGTH))
+                summary_length=DEFAULT_SUMMARY_LENGTH_RECOMMENDED)
     return PromptTemplate(system="", user=user)
 
 
