@@ -46,6 +46,8 @@ def entity_extraction(output: str, inputs: dict, reference: dict | None) -> dict
         predicted = [(n, t) for n, t in parsed.entities]
         m["entity_f1"] = entity_prf(predicted, _gold_entities(reference))["f1"]
         m["entity_f1_typed"] = entity_prf(predicted, _gold_entities(reference), typed=True)["f1"]
+        if "relations" in reference:  # the same LightRAG prompt extracts both: report both
+            m["relation_f1"] = relation_prf(parsed.relations, [(h, t) for h, t, *_ in reference["relations"]])["f1"]
         m["overall"] = 0.6 * m["entity_f1"] + 0.25 * m["format_compliance"] + 0.15 * (1 - m["hallucination_rate"])
     else:
         m["overall"] = 0.6 * m["format_compliance"] + 0.4 * (1 - m["hallucination_rate"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _FIELD = re.compile(r"(?<!\{)\{([a-z_]+)\}(?!\})")
 
@@ -29,6 +29,9 @@ def fill(template: str, **values) -> str:
 class PromptTemplate:
     system: str
     user: str
+    #: The LightRAG ``PROMPTS`` values this template was rendered from (LightRAG-backed families), so
+    #: ``PROMPTS.update(template.lightrag)`` makes a stock LightRAG send it; None for promptloop's own.
+    lightrag: dict | None = field(default=None, compare=False, hash=False)
 
     def fields(self) -> set[str]:
         """The input fields the template expects."""
@@ -43,9 +46,12 @@ class PromptTemplate:
         return messages + [{"role": "user", "content": self.user.format(**inputs)}]
 
     def to_json(self) -> str:
-        return json.dumps({"system": self.system, "user": self.user}, ensure_ascii=False)
+        data = {"system": self.system, "user": self.user}
+        if self.lightrag is not None:
+            data["lightrag"] = self.lightrag
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> "PromptTemplate":
         data = json.loads(text)
-        return cls(system=data.get("system", ""), user=data["user"])
+        return cls(system=data.get("system", ""), user=data["user"], lightrag=data.get("lightrag"))
