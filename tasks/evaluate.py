@@ -1,4 +1,9 @@
-"""Evaluation tasks: score chunks of a batch on any worker, then aggregate."""
+"""Evaluation tasks: score chunks of a batch on any worker, then aggregate.
+
+``shared.evaluation`` (DSPy, LightRAG) is imported inside the task bodies: every worker imports this
+module to register the tasks, and an ingest-only worker must not pay for those imports
+(``workers.app`` preloads them in workers that consume the evaluate queue).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ from celery import chord
 from sqlalchemy.exc import OperationalError
 
 from shared.db import get_engine
-from shared.evaluation import finish_evaluation_batch, run_evaluation_chunk
 from shared.settings import get_settings
 from workers.app import app
 from workers.queues import Queue
@@ -26,6 +30,8 @@ from workers.queues import Queue
 )
 def evaluate_chunk(batch_id: int, variant_id: int, examples: list[list]) -> dict:
     """Score one variant on a chunk of examples (ids only in the message)."""
+    from shared.evaluation import run_evaluation_chunk
+
     return run_evaluation_chunk(get_engine(), get_settings(), batch_id, variant_id, examples)
 
 
@@ -33,6 +39,8 @@ def evaluate_chunk(batch_id: int, variant_id: int, examples: list[list]) -> dict
           autoretry_for=(OperationalError,), retry_backoff=5, max_retries=10)
 def finish_batch(_chunk_counts: list, batch_id: int) -> dict:
     """Aggregate a batch once all its chunks have run (the chord's callback)."""
+    from shared.evaluation import finish_evaluation_batch
+
     results = finish_evaluation_batch(get_engine(), batch_id)
     return {"batch_id": batch_id, "results": len(results)}
 

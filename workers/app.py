@@ -6,6 +6,9 @@ anything. Broker and result backend URLs come from the environment (``REDIS_URL`
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterable
+
 from celery import Celery, signals
 from kombu import Queue as KombuQueue
 
@@ -15,6 +18,22 @@ from shared.rediscon import reset_redis
 from shared.settings import Settings, get_settings
 
 from .queues import ROUTES, Queue
+
+
+#: Modules a worker imports before it forks its pool, by queue consumed. Task modules import DSPy and
+#: LightRAG lazily (inside task bodies), so an ingest-only worker never loads them (~4 s and ~190 MB per
+#: process); a worker that will run such tasks loads them once in the parent, and its prefork children
+#: share them instead of each importing them again on its first task. Optimization code adds its own
+#: module under OPTIMIZE.
+PRELOAD = {
+    Queue.EVALUATE.value: ("shared.evaluation",),
+    Queue.OPTIMIZE.value: ("shared.evaluation",),
+}
+
+
+def modules_to_preload(queues: Iterable[str]) -> list[str]:
+    """The modules a worker consuming ``queues`` imports before forking, in a stable order."""
+    return sorted({module for q in queues for module in PRELOAD.get(q, ())})
 
 
 def make_app(settings: Settings) -> Celery:
@@ -48,6 +67,13 @@ def make_app(settings: Settings) -> Celery:
 
 
 app = make_app(get_settings())
+
+
+@signals.worker_init.connect
+def _preload_for_queues(sender, **_):
+    # Sent in the worker's main process after `-Q` is applied and before the pool forks.
+    for module in modules_to_preload(sender.app.amqp.queues.consume_from):
+        importlib.import_module(module)
 
 
 @signals.worker_process_init.connect
