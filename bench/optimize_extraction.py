@@ -1,0 +1,195 @@
+"""The real result: optimize LightRAG's extraction prompt for a local small model, compare on unseen sentences.
+
+    .venv/bin/promptloop models fetch 1.5b
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" .venv/bin/pip install 'promptloop[local]'
+    nohup .venv/bin/python bench/optimize_extraction.py > bench/results/optimize_extraction.log 2>&1 &
+
+Optimizes ``entity_extraction`` (LightRAG's ``entity_extraction_*`` prompts, which extract entities and
+relations in one call) on the local Qwen2.5-Coder-1.5B with promptloop's own run machinery: the
+``demos`` optimizer draws gold CoNLL04 *train* sentences as demonstrations, candidates are scored on a
+search set of CoNLL04 dev sentences, the best is validated on another dev set, and the exported prompt
+is compared with LightRAG's default on ``--test`` dev sentences that neither set touched (the first
+ones of dev, so the first 30 are the sentences ``bench/lightrag_baseline.py`` used).
+
+Everything lives in one SQLite file (``--db``): the LM cache, the run's checkpoints, the scores. Run
+it again after an interruption and it resumes (cached calls cost nothing). Seconds per call are the
+ones measured when each call was really made. Results: ``bench/results/optimize_extraction.<model>.json``
+and ``.md``, and the exported ``entity_extraction.<model>.lightrag.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+FAMILY = "entity_extraction"
+#: What the search maximizes: the headline metrics at once (hallucination as a penalty).
+OBJECTIVE = {"entity_f1": 0.35, "relation_f1": 0.25, "format_compliance": 0.25, "hallucination_rate": -0.15}
+REPORTED = ("format_compliance", "record_validity", "entity_f1", "entity_f1_typed", "relation_f1", "hallucination_rate")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="1.5b", help="model key (a local GGUF from `promptloop models fetch`)")
+    p.add_argument("--db", type=Path, help="SQLite file (default bench/results/optimize_extraction.<model>.sqlite)")
+    p.add_argument("--search", type=int, default=8, help="dev sentences candidates are scored on")
+    p.add_argument("--val", type=int, default=8, help="dev sentences the best candidate is validated on")
+    p.add_argument("--test", type=int, default=50, help="unseen dev sentences of the final comparison")
+    p.add_argument("--candidates", type=int, default=10)
+    p.add_argument("--budget-calls", type=int, default=300)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
+    return p.parse_args()
+
+
+def configure(args) -> None:
+    from shared.localmodels import resolve
+
+    db = args.db or RESULTS / f"optimize_extraction.{args.model}.sqlite"
+    os.environ["DATABASE_URL"] = f"sqlite:///{db}"
+    os.environ["PROMPTLOOP_MODELS"] = json.dumps({args.model: f"local/{resolve(args.model).name}"})
+    os.environ["PROMPTLOOP_LM_MAX_TOKENS"] = str(args.max_tokens)
+
+
+def dev_ids(engine) -> list[int]:
+    from sqlalchemy import select
+
+    from shared.models import EvalExample
+
+    with engine.connect() as conn:
+        return list(conn.execute(select(EvalExample.id).where(
+            EvalExample.dataset == "conll04", EvalExample.split == "dev", EvalExample.family == FAMILY)
+            .order_by(EvalExample.id)).scalars())
+
+
+def measured_seconds(engine, variant_id: int, refs) -> list[float | None]:
+    """Per example, the latency of the call that really ran (cached re-scorings take ~0 s)."""
+    from sqlalchemy import func, select
+
+    from shared.models import EvaluationScore
+
+    with engine.connect() as conn:
+        rows = dict(((s, i), ms) for s, i, ms in conn.execute(
+            select(EvaluationScore.example_source, EvaluationScore.example_id, func.max(EvaluationScore.latency_ms))
+            .where(EvaluationScore.variant_id == variant_id, EvaluationScore.ok.is_(True))
+            .group_by(EvaluationScore.example_source, EvaluationScore.example_id)))
+    return [rows[(r.source, r.id)] / 1000 if rows.get((r.source, r.id)) else None for r in refs]
+
+
+def output_tokens(settings, model: str, outputs: list[str | None]) -> list[int]:
+    from shared.lm import get_lm
+
+    llama = get_lm(model, settings)._llama()
+    return [len(llama.tokenize(o.encode(), add_bos=False)) for o in outputs if o is not None]
+
+
+def summarize(scores, seconds, tokens) -> dict:
+    row = {m: scores.mean(m) for m in REPORTED}
+    secs = [s for s in seconds if s is not None]
+    row |= {"seconds_per_call": statistics.fmean(secs) if secs else None,
+            "output_tokens_per_call": statistics.fmean(tokens) if tokens else None,
+            "n": len(scores.metrics), "failed": sum(m is None for m in scores.metrics)}
+    return row
+
+
+def main() -> None:
+    args = parse_args()
+    configure(args)
+    from shared.datasets import import_datasets
+    from shared.db import get_engine
+    from shared.evaluation import ExampleRef
+    from shared.migrate import upgrade
+    from shared.models import OptimizationRun
+    from shared.optimize.driver import run_optimization
+    from shared.optimize.promptset import export_lightrag
+    from shared.optimize.runs import load_run
+    from shared.optimize.scoring import score_variant
+    from shared.optimize.start import start_optimization
+    from shared.optimize.variants import active_variant
+    from shared.families.template import PromptTemplate
+    from shared.settings import get_settings
+    from sqlalchemy import select
+
+    settings = get_settings()
+    engine = get_engine(settings)
+    upgrade(engine)
+    import_datasets(engine, settings.datasets_dir, names=["conll04"])
+    dev = dev_ids(engine)
+    test = [ExampleRef("dataset", i, FAMILY) for i in dev[:args.test]]
+    search = [ExampleRef("dataset", i, FAMILY) for i in dev[-(args.search + args.val):-args.val]]
+    val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
+
+    with engine.connect() as conn:
+        run_id = conn.execute(select(OptimizationRun.id).where(OptimizationRun.family == FAMILY,
+                                                               OptimizationRun.model == args.model)
+                              .order_by(OptimizationRun.id.desc())).scalar()
+    if run_id is None:
+        run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer="demos",
+                                    budget_calls=args.budget_calls, budget_minutes=24 * 60, seed=args.seed,
+                                    objective=OBJECTIVE, optimizer_options={"candidates": args.candidates},
+                                    train=search, val=val)
+    started = time.monotonic()
+
+    def progress(record, history, calls_left):
+        m = record["metrics"]
+        print(f"[run {run_id}] trial {record['trial']}: objective {record['score']:.3f} "
+              f"format {m.get('format_compliance', 0):.2f} entity_f1 {m.get('entity_f1', 0):.2f} "
+              f"relation_f1 {m.get('relation_f1', 0):.2f} halluc {m.get('hallucination_rate', 0):.2f} "
+              f"({record['seconds']:.0f}s, {calls_left} calls left)", flush=True)
+
+    outcome = run_optimization(engine, settings, run_id, ttl_s=600, progress=progress)
+    print(f"optimization: {outcome['status']}: {outcome['reason']}", flush=True)
+    run = load_run(engine, run_id)
+    if run.best_variant_id is None:
+        print("no candidate registered; nothing to compare", flush=True)
+        return
+    with engine.connect() as conn:
+        from shared.models import PromptVariant
+        best = conn.execute(select(PromptVariant.name, PromptVariant.template)
+                            .where(PromptVariant.id == run.best_variant_id)).one()
+    exported = export_lightrag(PromptTemplate.from_json(best.template))
+    (RESULTS / f"{FAMILY}.{args.model}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
+
+    baseline = active_variant(engine, FAMILY, args.model)
+    table = {}
+    for label, variant_id in ((f"optimized ({best.name})", run.best_variant_id), ("LightRAG default", baseline.id)):
+        if label == "LightRAG default" and args.skip_default:
+            continue
+        print(f"scoring {label} on {len(test)} unseen dev sentences...", flush=True)
+        scores = score_variant(engine, settings, variant_id, test)
+        table[label] = summarize(scores, measured_seconds(engine, variant_id, test),
+                                 output_tokens(settings, args.model, scores.outputs))
+        print(json.dumps(table[label]), flush=True)
+    run = load_run(engine, run_id)
+    report = {"model": settings.models[args.model], "max_tokens": args.max_tokens, "test_sentences": len(test),
+              "search_sentences": len(search), "val_sentences": len(val), "objective": OBJECTIVE,
+              "run": {"id": run.id, "optimizer": run.optimizer, "seed": run.seed, "status": run.status,
+                      "stop_reason": run.stop_reason, "lm_calls": run.lm_calls, "cached_calls": run.cached_calls,
+                      "seconds": run.seconds, "result": json.loads(run.result or "{}")},
+              "comparison": table, "wall_seconds_this_invocation": time.monotonic() - started}
+    report["run"]["result"].pop("program", None)
+    (RESULTS / f"optimize_extraction.{args.model}.json").write_text(json.dumps(report, indent=1))
+    lines = [f"# LightRAG extraction prompt, optimized vs default — {report['model']}",
+             "", f"{len(test)} CoNLL04 dev sentences never used in optimization; temperature 0, max_tokens "
+             f"{args.max_tokens}. Optimization: run {run.id} ({run.optimizer}, seed {run.seed}), "
+             f"{run.lm_calls} LM calls ({run.cached_calls} answered from cache), {run.seconds / 60:.1f} min of scoring.",
+             "", "| prompt | " + " | ".join(REPORTED) + " | s/call | out tokens/call | failed |",
+             "|---|" + "---|" * (len(REPORTED) + 3)]
+    for label, row in table.items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[m]:.3f}" for m in REPORTED)
+                     + f" | {row['seconds_per_call'] or 0:.1f} | {row['output_tokens_per_call'] or 0:.0f} | {row['failed']} |")
+    (RESULTS / f"optimize_extraction.{args.model}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

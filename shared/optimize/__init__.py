@@ -1,0 +1,1 @@
+"""Family optimization: DSPy optimizers that produce LightRAG-ready prompt variants (no Celery here)."""

@@ -1,0 +1,184 @@
+"""Running one optimization: claim the run, propose and score candidates, validate the best, register it.
+
+``run_optimization`` is what the ``optimize`` task calls. It holds the run's lease (fencing token) for
+its whole life, checkpoints after each scored candidate (a resumed run skips them), stops at its
+budget (LM calls, minutes) or on ``promptloop optimize cancel``, and records why it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from ..evaluation import ExampleRef
+from ..families.template import PromptTemplate
+from ..models import PromptVariant
+from ..settings import Settings
+from . import runs
+from .base import Proposal, RunContext
+from .program import program_state
+from .promptset import check_invariants, components
+from .registry import get_optimizer
+from .scoring import Runner, TrialScores, in_process, objective, score_variant
+from .variants import register_candidate, trial_variant
+
+log = logging.getLogger(__name__)
+DEFAULT_WEIGHTS = {"overall": 1.0}
+
+
+def _refs(ids: str, family: str) -> list[ExampleRef]:
+    return [ExampleRef(s, i, family) for s, i in json.loads(ids)]
+
+
+def _parent(engine: Engine, parent_id: int) -> PromptTemplate:
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        return PromptTemplate.from_json(conn.execute(select(PromptVariant.template)
+                                                     .where(PromptVariant.id == parent_id)).scalar_one())
+
+
+def run_optimization(engine: Engine, settings: Settings, run_id: int, runner: Runner = in_process,
+                     owner: str | None = None, ttl_s: float = 120.0, progress=None) -> dict:
+    """Run (or resume) optimization ``run_id``; returns ``{"run_id", "status", "reason", ...}``.
+
+    ``status`` is ``held`` when another holder has the lease (a duplicate delivery): nothing was done.
+    """
+    owner = owner or runs.new_owner()
+    token = runs.claim(engine, run_id, owner, ttl_s)
+    run = runs.load_run(engine, run_id)
+    if token is None:
+        return {"run_id": run_id, "status": run.status if run.status not in runs.OPEN else "held",
+                "reason": run.stop_reason or f"lease held by {run.lease_owner}",
+                "lease_expires_at": run.lease_expires_at}
+    with runs.Heartbeat(engine, run_id, token, ttl_s) as beat:
+        try:
+            return _optimize(engine, settings, run, token, ttl_s, runner, beat, progress)
+        except runs.LeaseLost as exc:
+            return {"run_id": run_id, "status": "lease_lost", "reason": str(exc)}
+        except DBAPIError:
+            raise  # the database is out: the task retries; checkpoints keep what was scored
+        except Exception as exc:  # an optimizer or data error: record it, a retry would fail the same way
+            log.exception("optimization run %s failed", run_id)
+            runs.finish(engine, run_id, token, status="failed", reason=f"{type(exc).__name__}: {exc}")
+            return {"run_id": run_id, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> dict:
+    opts = json.loads(run.settings)
+    weights = opts.get("objective") or DEFAULT_WEIGHTS
+    budget_calls = int(opts.get("budget_calls") or 300)
+    budget_s = float(opts.get("budget_minutes") or settings_timeout(settings)) * 60
+    parent = _parent(engine, run.parent_id)
+    train, val = _refs(run.train_ids, run.family), _refs(run.val_ids, run.family)
+    ctx = RunContext(engine=engine, settings=settings, run_id=run.id, family=run.family, model=run.model,
+                     seed=run.seed, parent=parent, options=opts.get("optimizer_options", {}), train=train)
+    optimizer = get_optimizer(run.optimizer)
+    history = runs.load_trials(engine, run.id)
+    calls, seconds = run.lm_calls, run.seconds
+    reason = None
+    while reason is None:
+        if beat.lost:
+            raise runs.LeaseLost(f"optimization run {run.id}: lease renewal failed")
+        if runs.cancelled(engine, run.id):
+            runs.finish(engine, run.id, token, status="stopped", reason="cancelled by an operator")
+            return {"run_id": run.id, "status": "stopped", "reason": "cancelled by an operator"}
+        per_call = seconds / calls if calls else 0.0
+        if calls + len(train) + 2 * len(val) > budget_calls:
+            reason = f"budget: {calls} of {budget_calls} LM calls used (validation reserved)"
+            break
+        if seconds + per_call * (len(train) + 2 * len(val)) > budget_s:
+            reason = f"time: {seconds / 60:.1f} of {budget_s / 60:.1f} minutes used (validation reserved)"
+            break
+        trial = len(history)
+        proposal = Proposal(parent, {"kind": "parent"}) if trial == 0 else optimizer.propose(ctx, history)
+        if proposal is None:
+            reason = f"search finished: {trial - 1} candidates scored"
+            break
+        record = _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, proposal, train, weights)
+        history.append(record)
+        calls += record["lm_calls"] + proposal.proposal_calls
+        seconds += record["seconds"]
+        if progress:
+            progress(record, history, budget_calls - calls)
+    return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
+
+
+def settings_timeout(settings: Settings) -> float:
+    """The default time budget: ``OptimizationConfig.optimization_timeout_minutes``."""
+    from ..config import OptimizationConfig
+
+    return OptimizationConfig().optimization_timeout_minutes
+
+
+def _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, proposal, train, weights) -> dict:
+    config = dict(proposal.config)
+    if trial > 0:
+        reasons = check_invariants(run.family, parent, proposal.template)
+        if reasons:  # refused: recorded with its reasons, never scored, never stored as a candidate
+            config["refused"] = reasons
+            variant_id = run.parent_id
+            runs.record_trial(engine, run.id, token, ttl_s, trial=trial, variant_id=variant_id, config=config,
+                              score=-1.0, metrics={}, lm_calls=0, cached=0, seconds=0.0)
+            return {"trial": trial, "variant_id": variant_id, "config": config, "score": -1.0, "metrics": {},
+                    "lm_calls": 0, "seconds": 0.0}
+    config["demos"] = proposal.demos
+    variant_id = run.parent_id if trial == 0 else trial_variant(engine, run.id, trial, run.family, run.model,
+                                                                proposal.template, run.parent_id)
+    scores = score_variant(engine, settings, variant_id, train, runner)
+    score = objective(scores, weights)
+    metrics = scores.means()
+    if scores.errors:
+        metrics["first_error"] = scores.errors[0][:300]
+    runs.record_trial(engine, run.id, token, ttl_s, trial=trial, variant_id=variant_id, config=config, score=score,
+                      metrics=metrics, lm_calls=scores.lm_calls + proposal.proposal_calls, cached=scores.cached,
+                      seconds=scores.seconds)
+    return {"trial": trial, "variant_id": variant_id, "config": config, "score": score, "metrics": metrics,
+            "lm_calls": scores.lm_calls + proposal.proposal_calls, "seconds": scores.seconds}
+
+
+def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx) -> dict:
+    base = history[0]["score"] if history else None
+    scored = [h for h in history[1:] if h["score"] >= 0]
+    best = max(scored, key=lambda h: (h["score"], -h["trial"])) if scored else None
+    search = {"trials": len(history), "parent_score": base, "best_trial": best and best["trial"],
+              "best_score": best and best["score"], "stop": reason}
+    if best is None or base is None or best["score"] <= base:
+        why = f"{reason}; no candidate beat the parent on the search set"
+        runs.finish(engine, run.id, token, status="done", reason=why, result={"search": search})
+        return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, "search": search}
+    parent_val = score_variant(engine, settings, run.parent_id, val, runner)
+    best_val = score_variant(engine, settings, best["variant_id"], val, runner)
+    runs.add_cost(engine, run.id, token, ttl_s, lm_calls=parent_val.lm_calls + best_val.lm_calls,
+                  cached=parent_val.cached + best_val.cached, seconds=parent_val.seconds + best_val.seconds)
+    validation = {"parent": parent_val.means(), "candidate": best_val.means(),
+                  "parent_objective": objective(parent_val, weights), "candidate_objective": objective(best_val, weights)}
+    result = {"search": search, "validation": validation}
+    accepted_parent, accepted_best = (parent_val.mean("format_compliance"), best_val.mean("format_compliance"))
+    if "format_compliance" in validation["parent"] and accepted_best < accepted_parent:
+        why = (f"{reason}; best candidate refused: LightRAG's parser accepted {accepted_best:.2f} of its validation "
+               f"outputs against the parent's {accepted_parent:.2f}")
+        runs.finish(engine, run.id, token, status="done", reason=why, result=result)
+        return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, **result}
+    template = _template_of(engine, best["variant_id"])
+    parts = components(run.family, template)
+    result["program"] = program_state(run.family, template, parts["instruction"], best["config"].get("demos", []))
+    for attempt in range(3):  # another run of the same family x model may take the same DSPY_ name first
+        try:
+            runs.finish(engine, run.id, token, status="done", reason=f"{reason}; candidate registered", result=result,
+                        register=lambda conn: register_candidate(conn, run.family, run.model, template, run.parent_id))
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    final = runs.load_run(engine, run.id)
+    return {"run_id": run.id, "status": "done", "reason": final.stop_reason, "candidate": final.best_variant_id,
+            **result}
+
+
+def _template_of(engine: Engine, variant_id: int) -> PromptTemplate:
+    return _parent(engine, variant_id)

@@ -1,0 +1,17 @@
+"""The optimizers by name (``--optimizer``, ``PROMPTLOOP_OPTIMIZERS``)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import demo_search
+
+OPTIMIZERS: dict[str, ModuleType] = {demo_search.NAME: demo_search}
+
+
+def get_optimizer(name: str) -> ModuleType:
+    """The optimizer module called ``name`` (it has ``propose(ctx, history)``); ``ValueError`` listing the known ones."""
+    try:
+        return OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(sorted(OPTIMIZERS))}") from None
