@@ -205,3 +205,61 @@ class LMCacheEntry(Base):
     model: Mapped[str] = mapped_column(String(NAME_MAX))
     response: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OptimizationRun(Base):
+    """One optimization of a family's prompt on one model: its settings, lease, progress and outcome.
+
+    The run is held by one worker at a time through a lease with a fencing token: every write a holder
+    makes is conditioned on its token, so a redelivered copy of the job (Redis redelivers long tasks)
+    cannot run the same optimization, and a holder that lost its lease cannot overwrite the new one's.
+    """
+
+    __tablename__ = "optimization_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(String(KIND_MAX), index=True)
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    optimizer: Mapped[str] = mapped_column(String(KIND_MAX))
+    seed: Mapped[int] = mapped_column(Integer)
+    #: pending -> running -> done | stopped (budget, time, cancelled) | failed
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: JSON: the optimizer's settings and budget (LM calls, minutes), objective, proposal model.
+    settings: Mapped[str] = mapped_column(Text)
+    #: JSON lists of [source, id]: the examples candidates are searched on and validated on.
+    train_ids: Mapped[str] = mapped_column(Text)
+    val_ids: Mapped[str] = mapped_column(Text)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    best_variant_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_variants.id"))
+    lease_owner: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    lease_token: Mapped[int] = mapped_column(Integer, default=0)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Cost so far: LM calls made for scoring (cached answers counted apart), proposals, seconds.
+    lm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    cached_calls: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    #: JSON: validation scores per metric of the parent and of the best candidate.
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OptimizationTrial(Base):
+    """One scored candidate of a run: the checkpoint a resumed run skips (unique per run and index)."""
+
+    __tablename__ = "optimization_trials"
+    __table_args__ = (UniqueConstraint("run_id", "trial"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("optimization_runs.id"), index=True)
+    trial: Mapped[int] = mapped_column(Integer)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    #: JSON: what this candidate is (demo ids, instruction source...).
+    config: Mapped[str] = mapped_column(Text)
+    score: Mapped[float] = mapped_column(Float)
+    #: JSON: mean of each metric over the trial's examples (failures count as 0).
+    metrics: Mapped[str] = mapped_column(Text)
+    lm_calls: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
