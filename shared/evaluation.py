@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -273,16 +273,50 @@ def batch_progress(engine: Engine, batch_id: int) -> tuple[int, int, str]:
     return done, total, status
 
 
+#: A batch in one of these states may still be finished; ``done`` is final.
+FINISHABLE = ("pending", "running")
+_RESULT_COLUMNS = ("batch_id", "variant_id", "family", "model", "metric", "mean", "std", "n", "n_failed")
+
+
 def finish_evaluation_batch(engine: Engine, batch_id: int) -> list[dict]:
-    """Aggregate the batch's scores into ``evaluation_results`` (idempotent) and mark it done."""
-    with engine.connect() as conn:
-        scores = conn.execute(
-            select(EvaluationScore.variant_id, EvaluationScore.example_source, EvaluationScore.example_id,
-                   EvaluationScore.ok, EvaluationScore.metrics)
-            .where(EvaluationScore.batch_id == batch_id)
-            .order_by(EvaluationScore.variant_id, EvaluationScore.example_source, EvaluationScore.example_id)).all()
-        variants = {v.id: v for v in conn.execute(select(PromptVariant.id, PromptVariant.family, PromptVariant.model)
-                                                  .where(PromptVariant.id.in_({s.variant_id for s in scores})))}
+    """Aggregate the batch's scores into ``evaluation_results`` exactly once, mark it done; its results.
+
+    The chord's callback and the pipeline (or the CLI) both finish a batch, often at the same moment.
+    Finishing is a compare-and-set on the status in the same transaction as the results: the first
+    caller turns pending/running into done and writes the aggregate; a concurrent caller waits on the
+    row lock, then finds the batch done and returns what the first one stored.
+    """
+    with engine.begin() as conn:
+        claimed = conn.execute(update(EvaluationBatch)
+                               .where(EvaluationBatch.id == batch_id, EvaluationBatch.status.in_(FINISHABLE))
+                               .values(status="done", finished_at=func.now())).rowcount
+        if not claimed:
+            return _stored_results(conn, batch_id)
+        results = _aggregate(conn, batch_id)
+        if results:
+            # Upserted: results written by anything else (an operator's re-run) are replaced, never a conflict.
+            stmt = _insert(engine)(EvaluationResult.__table__)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["batch_id", "variant_id", "metric"],
+                set_={c: stmt.excluded[c] for c in ("family", "model", "mean", "std", "n", "n_failed")}), results)
+        return results
+
+
+def _stored_results(conn, batch_id: int) -> list[dict]:
+    rows = conn.execute(select(*(getattr(EvaluationResult, c) for c in _RESULT_COLUMNS))
+                        .where(EvaluationResult.batch_id == batch_id)
+                        .order_by(EvaluationResult.variant_id, EvaluationResult.metric))
+    return [dict(r._mapping) for r in rows]
+
+
+def _aggregate(conn, batch_id: int) -> list[dict]:
+    """Mean, spread, sample size and failures per variant and metric, in (variant, metric) order."""
+    scores = conn.execute(
+        select(EvaluationScore.variant_id, EvaluationScore.ok, EvaluationScore.metrics)
+        .where(EvaluationScore.batch_id == batch_id)
+        .order_by(EvaluationScore.variant_id, EvaluationScore.example_source, EvaluationScore.example_id)).all()
+    variants = {v.id: v for v in conn.execute(select(PromptVariant.id, PromptVariant.family, PromptVariant.model)
+                                              .where(PromptVariant.id.in_({s.variant_id for s in scores})))}
     per_variant: dict[int, dict] = {}
     for s in scores:
         agg = per_variant.setdefault(s.variant_id, {"failed": 0, "values": {}})
@@ -292,22 +326,16 @@ def finish_evaluation_batch(engine: Engine, batch_id: int) -> list[dict]:
         for metric, value in json.loads(s.metrics).items():
             agg["values"].setdefault(metric, []).append(float(value))
     results = []
-    for variant_id, agg in per_variant.items():
+    for variant_id, agg in sorted(per_variant.items()):
         v = variants[variant_id]
+        row = {"batch_id": batch_id, "variant_id": variant_id, "family": v.family, "model": v.model}
         for metric, values in sorted(agg["values"].items()):
             mean = math.fsum(values) / len(values)
             std = math.sqrt(math.fsum((x - mean) ** 2 for x in values) / len(values))
-            results.append({"batch_id": batch_id, "variant_id": variant_id, "family": v.family, "model": v.model,
-                            "metric": metric, "mean": mean, "std": std, "n": len(values), "n_failed": agg["failed"]})
+            results.append({**row, "metric": metric, "mean": mean, "std": std, "n": len(values),
+                            "n_failed": agg["failed"]})
         if not agg["values"]:
-            results.append({"batch_id": batch_id, "variant_id": variant_id, "family": v.family, "model": v.model,
-                            "metric": "overall", "mean": 0.0, "std": 0.0, "n": 0, "n_failed": agg["failed"]})
-    with engine.begin() as conn:
-        conn.execute(delete(EvaluationResult).where(EvaluationResult.batch_id == batch_id))
-        if results:
-            conn.execute(EvaluationResult.__table__.insert(), results)
-        conn.execute(update(EvaluationBatch).where(EvaluationBatch.id == batch_id)
-                     .values(status="done", finished_at=func.now()))
+            results.append({**row, "metric": "overall", "mean": 0.0, "std": 0.0, "n": 0, "n_failed": agg["failed"]})
     return results
 
 
