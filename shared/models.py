@@ -218,6 +218,8 @@ class OptimizationRun(Base):
     __tablename__ = "optimization_runs"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    #: The Celery job that created the run: a redelivered job finds its run instead of making another.
+    job_id: Mapped[str | None] = mapped_column(String(NAME_MAX), unique=True)
     family: Mapped[str] = mapped_column(String(KIND_MAX), index=True)
     model: Mapped[str] = mapped_column(String(NAME_MAX))
     optimizer: Mapped[str] = mapped_column(String(KIND_MAX))

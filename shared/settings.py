@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     #: Context window for in-process GGUF models (LightRAG's extraction prompt alone is ~1,800 tokens).
     local_n_ctx: int = Field(4096, ge=512, le=131_072, alias="PROMPTLOOP_LOCAL_N_CTX")
 
+    # Optimization.
+    #: Family -> optimizer name ("demos", "mipro", "gepa"), JSON; families not named use "mipro".
+    optimizers: dict[str, str] = Field(
+        default_factory=lambda: {"entity_extraction": "demos", "relationship_extraction": "demos"},
+        alias="PROMPTLOOP_OPTIMIZERS")
+    #: Model key that proposes instructions and reflects on failures (MIPROv2, GEPA); empty: the target model.
+    proposer_model: str = Field("", alias="PROMPTLOOP_PROPOSER_MODEL")
+    #: LM calls one optimization may spend (scoring, proposals and validation together).
+    optimize_budget_calls: int = Field(300, ge=1, alias="PROMPTLOOP_OPTIMIZE_BUDGET_CALLS")
+    #: How long an optimization's lease lives without renewal; a killed worker's run resumes after it.
+    optimize_lease_s: float = Field(120.0, ge=5, alias="PROMPTLOOP_OPTIMIZE_LEASE_S")
+    #: Search and validation examples per run.
+    optimize_train: int = Field(20, ge=1, alias="PROMPTLOOP_OPTIMIZE_TRAIN")
+    optimize_val: int = Field(20, ge=1, alias="PROMPTLOOP_OPTIMIZE_VAL")
+
+    def optimizer_for(self, family: str) -> str:
+        return self.optimizers.get(family, "mipro")
+
     @field_validator("models")
     @classmethod
     def _model_keys(cls, value: dict[str, str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from .queues import ROUTES, Queue
 #: module under OPTIMIZE.
 PRELOAD = {
     Queue.EVALUATE.value: ("shared.evaluation",),
-    Queue.OPTIMIZE.value: ("shared.evaluation",),
+    Queue.OPTIMIZE.value: ("shared.evaluation", "shared.optimize.driver"),
 }
 
 
@@ -38,7 +38,7 @@ def modules_to_preload(queues: Iterable[str]) -> list[str]:
 
 def make_app(settings: Settings) -> Celery:
     """A Celery app configured from ``settings``."""
-    app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate"])
+    app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate", "tasks.optimize"])
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,

@@ -35,12 +35,13 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
 
 
-def create_run(engine: Engine, *, family: str, model: str, optimizer: str, seed: int, parent_id: int,
+def create_run(engine: Engine, *, job_id: str | None = None, family: str, model: str, optimizer: str, seed: int, parent_id: int,
                settings: dict, train: list[list], val: list[list]) -> int:
     """Record a pending run and return its id."""
     with engine.begin() as conn:
         return conn.execute(insert(OptimizationRun).values(
-            family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent_id, status="pending",
+            job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent_id,
+            status="pending",
             cancel_requested=False, settings=json.dumps(settings, sort_keys=True), train_ids=json.dumps(train),
             val_ids=json.dumps(val), lease_token=0, lm_calls=0, cached_calls=0, seconds=0.0)).inserted_primary_key[0]
 

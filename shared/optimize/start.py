@@ -41,7 +41,8 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
                        budget_calls: int = 300, budget_minutes: float | None = None, dataset: str | None = None,
                        n_train: int = 10, n_val: int = 10, seed: int = 0, objective: dict | None = None,
                        optimizer_options: dict | None = None, train: list[ExampleRef] | None = None,
-                       val: list[ExampleRef] | None = None, proposer: str | None = None) -> int:
+                       val: list[ExampleRef] | None = None, proposer: str | None = None,
+                       job_id: str | None = None) -> int:
     """Record a pending optimization of family x model and return its id (run it with ``run_optimization``)."""
     get_family(family)
     get_optimizer(optimizer)
@@ -57,5 +58,16 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
                "objective": objective, "optimizer_options": optimizer_options or {}, "proposer": proposer or model}
-    return runs.create_run(engine, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
+    return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])
+
+
+def run_for_job(engine: Engine, settings: Settings, *, job_id: str, **kwargs) -> int:
+    """The run created for job ``job_id``, created on its first delivery only."""
+    from ..models import OptimizationRun
+
+    with engine.connect() as conn:
+        existing = conn.execute(select(OptimizationRun.id).where(OptimizationRun.job_id == job_id)).scalar()
+    if existing is not None:
+        return existing
+    return start_optimization(engine, settings, job_id=job_id, **kwargs)

@@ -19,6 +19,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 def upgrade() -> None:
     op.create_table('optimization_runs',
     sa.Column('id', Id, autoincrement=True, nullable=False),
+    sa.Column('job_id', sa.String(length=200), nullable=True),
     sa.Column('family', sa.String(length=64), nullable=False),
     sa.Column('model', sa.String(length=200), nullable=False),
     sa.Column('optimizer', sa.String(length=64), nullable=False),
@@ -42,7 +43,8 @@ def upgrade() -> None:
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['parent_id'], ['prompt_variants.id'], name=op.f('fk_optimization_runs_parent_id_prompt_variants')),
     sa.ForeignKeyConstraint(['best_variant_id'], ['prompt_variants.id'], name=op.f('fk_optimization_runs_best_variant_id_prompt_variants')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_optimization_runs'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_optimization_runs')),
+    sa.UniqueConstraint('job_id', name=op.f('uq_optimization_runs_job_id'))
     )
     op.create_index(op.f('ix_optimization_runs_family'), 'optimization_runs', ['family'], unique=False)
     op.create_table('optimization_trials',

@@ -12,7 +12,8 @@ from workers.app import app
 from workers.queues import ROUTES, Queue
 
 # Renaming a task strands the messages already queued under the old name: change this list on purpose.
-TASK_NAMES = ["tasks.evaluate.evaluate_chunk", "tasks.evaluate.finish_batch", "tasks.ingest.drain_events"]
+TASK_NAMES = ["tasks.evaluate.evaluate_chunk", "tasks.evaluate.finish_batch", "tasks.ingest.drain_events",
+              "tasks.optimize.optimize_all_families", "tasks.optimize.optimize_family", "tasks.optimize.optimize_run"]
 
 
 def test_registered_task_names_are_stable():
