@@ -8,6 +8,7 @@ from kombu.serialization import loads
 
 import tasks.evaluate  # noqa: F401  registers the tasks
 import tasks.ingest  # noqa: F401
+import tasks.optimize  # noqa: F401
 from workers.app import app
 from workers.queues import ROUTES, Queue
 
