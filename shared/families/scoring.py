@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 from lightrag.operate import _parse_keywords_payload
 
@@ -27,6 +28,34 @@ def _unsupported(text: str, source: str) -> float:
         return 0.0
     source_words = set(normalize_answer(source).split())
     return sum(w not in source_words for w in words) / len(words)
+
+
+# A light suffix stemmer: "worked"/"working" -> "work", "seasons" -> "season", "cities" -> "cit". Enough to
+# match a question's words in a rewrite or a context; no dictionary, so it is the same on every worker.
+_SUFFIXES = ("ations", "ation", "ments", "ment", "ings", "ing", "edly", "ed", "ers", "er", "ies", "es", "s", "ly",
+             "y", "e")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[:-len(suffix)]
+    return word
+
+
+def _terms(text: str) -> set[str]:
+    """The stems of a text's content words (no stopwords, SQuAD normalization)."""
+    return {_stem(w) for w in normalize_answer(text).split() if w not in _STOPWORDS}
+
+
+def _related(stems: set[str], targets: set[str]) -> bool:
+    """Whether any stem is one of ``targets`` or a compound of one ("workplace" holds "work")."""
+    return any(s == t or (len(t) >= 4 and s.startswith(t)) for s in stems for t in targets)
+
+
+def _coverage(targets: set[str], stems: set[str]) -> float:
+    """Share of ``targets`` that ``stems`` mention (1.0 when there is nothing to mention)."""
+    return sum(_related(stems, {t}) for t in targets) / len(targets) if targets else 1.0
 
 
 def _extraction_core(output: str, inputs: dict) -> tuple[dict, object]:
@@ -78,12 +107,35 @@ def summarization(output: str, inputs: dict, reference: dict | None) -> dict:
     return m
 
 
+def _high_level_copies(keyword: str, low: list[str], query_terms: set[str]) -> bool:
+    """A high-level keyword that adds no theme: empty, part of a low-level keyword, or the whole query again."""
+    stems = _terms(keyword)
+    return (not stems or any(stems <= _terms(k) for k in low)
+            or (len(query_terms) > 1 and query_terms <= stems))
+
+
 def query_processing(output: str, inputs: dict, reference: dict | None) -> dict:
+    """LightRAG's keywords: both lists present, low-level ones from the query, high-level ones distinct themes.
+
+    LightRAG retrieves entities with the low-level keywords and relations with the high-level ones, and
+    its prompt derives both from the query only. So a high-level list that is empty, copies the
+    low-level one or restates the query (the cheap answers) earns nothing; a high-level keyword counts
+    as relevant when it is a distinct theme that shares a word with the query.
+    """
     valid, high, low = _parse_keywords_payload(output)
-    keywords = list(low or [])
-    m = {"format_compliance": float(bool(valid) and bool(high or low)),
-         "hallucination_rate": _unsupported(" ".join(keywords), inputs["query"]) if keywords else 0.0}
-    m["overall"] = 0.7 * m["format_compliance"] + 0.3 * (1 - m["hallucination_rate"])
+    query_terms = _terms(inputs["query"])
+    if not query_terms:  # "hello": LightRAG asks for two empty lists
+        compliant = float(bool(valid) and not high and not low)
+        return {"format_compliance": compliant, "hallucination_rate": 0.0, "overall": compliant}
+    distinct = [k for k in high if not _high_level_copies(k, low, query_terms)]
+    keyword_terms = set().union(*(_terms(k) for k in high + low))
+    m = {"format_compliance": float(bool(valid) and bool(high) and bool(low)),
+         "hallucination_rate": _unsupported(" ".join(low), inputs["query"]) if low else 0.0,
+         "query_coverage": _coverage(query_terms, keyword_terms),
+         "high_level_distinct": len(distinct) / len(high) if high else 0.0,
+         "high_level_relevance": sum(_related(_terms(k), query_terms) for k in distinct) / len(high) if high else 0.0}
+    m["overall"] = (0.25 * m["format_compliance"] + 0.2 * (1 - m["hallucination_rate"]) + 0.15 * m["query_coverage"]
+                    + 0.15 * m["high_level_distinct"] + 0.25 * m["high_level_relevance"])
     return m
 
 
@@ -135,32 +187,84 @@ def _sentences(text: str) -> list[str]:
 
 
 def context_compression(output: str, inputs: dict, reference: dict | None) -> dict:
-    context = f" {normalize_answer(inputs['context_data'])} "
+    """Context sentences kept verbatim: the ones that bear on the question, as few others as possible.
+
+    Only whole context sentences count as kept (fragments and paraphrases do not), and compression is
+    earned only with coverage: otherwise one short irrelevant sentence beats the right context. Without
+    a reference, relevance is overlap with the question's words; with one, with the answer's too, and
+    the supporting sentences must be kept.
+    """
+    context = set(_sentences(inputs["context_data"]))
     kept = _sentences(output)
+    verbatim = [s for s in kept if s in context]
+    targets = _terms(inputs["query"])
+    if reference:
+        targets |= set().union(*(_terms(a) for a in reference["answers"]))
+    kept_terms = set().union(*(_terms(s) for s in verbatim))
     m = {"format_compliance": float(bool(kept)),
-         "hallucination_rate": (sum(f" {s} " not in context for s in kept) / len(kept)) if kept else 0.0,
-         "compression": 1 - min(1.0, len(output) / max(1, len(inputs["context_data"])))}
+         "hallucination_rate": 1 - len(verbatim) / len(kept) if kept else 0.0,
+         "compression": 1 - min(1.0, len(output) / max(1, len(inputs["context_data"]))),
+         "question_coverage": _coverage(targets, kept_terms) if verbatim else 0.0,
+         "relevance": sum(_related(_terms(s), targets) for s in verbatim) / len(kept) if kept else 0.0}
     if reference:
         out = f" {normalize_answer(output)} "
         facts = [normalize_answer(s) for s in reference["supporting"]]
         m["supporting_recall"] = sum(f" {f} " in out for f in facts) / len(facts) if facts else 1.0
         m["answer_retained"] = _contains_answer(output, reference["answers"])
-        m["overall"] = 0.5 * m["supporting_recall"] + 0.3 * m["answer_retained"] + 0.2 * m["compression"]
+        m["overall"] = (0.45 * m["supporting_recall"] + 0.2 * m["answer_retained"] + 0.15 * m["relevance"]
+                        + 0.2 * m["compression"] * m["supporting_recall"])
     else:
-        m["overall"] = 0.4 * m["format_compliance"] + 0.4 * (1 - m["hallucination_rate"]) + 0.2 * m["compression"]
+        m["overall"] = (0.35 * m["question_coverage"] + 0.25 * m["relevance"]
+                        + 0.2 * (1 - m["hallucination_rate"]) * m["format_compliance"]
+                        + 0.2 * m["compression"] * m["question_coverage"])
     return m
 
 
+_INTERROGATIVES = set("what which who whom whose when where why how is are was were do does did can could should "
+                      "would will has have had in at on for from by".split())
+
+
+def _question_form(text: str) -> float:
+    """1 for a question, 0.5 for a keyword-style search query, 0 for a statement (an answer, not a query)."""
+    words = normalize_answer(text).split()
+    if text.endswith("?") or (words and words[0] in _INTERROGATIVES and not text.endswith(".")):
+        return 1.0
+    return 0.0 if text.endswith((".", "!")) else 0.5
+
+
+def _rewrite(query: str, text: str) -> float:
+    """How much the text changed the query's words: 0 for a copy, 1 from a 30% change on.
+
+    The change is 1 - Dice overlap of the two bags of words, so reordering the same words is no change.
+    A third of the words is what making a question explicit takes (naming what "it" is, adding the
+    subject's type); below that the rewrite gets partial credit, so an echo with a filler word does not pay.
+    """
+    a, b = Counter(normalize_answer(query).split()), Counter(normalize_answer(text).split())
+    if not a or not b:
+        return float(a != b)
+    overlap = 2 * sum((a & b).values()) / (sum(a.values()) + sum(b.values()))
+    return min(1.0, (1 - overlap) / 0.3)
+
+
 def question_reformulation(output: str, inputs: dict, reference: dict | None) -> dict:
+    """A rewrite that stays a question on the same subject and is not the original copied.
+
+    Keeping the question's words (term recall) alone made an echo the best answer; the change is
+    credited only in proportion to the words kept, so changing the subject earns nothing either.
+    """
     text = output.strip()
-    original = [w for w in normalize_answer(inputs["query"]).split() if w not in _STOPWORDS]
-    rewritten = set(normalize_answer(text).split())
-    m = {"format_compliance": float(bool(text) and "\n" not in text and len(text) <= 4 * len(inputs["query"]) + 40),
-         "term_recall": (sum(w in rewritten for w in original) / len(original)) if original else 1.0,
-         "hallucination_rate": _unsupported(text, inputs["query"])}
+    query = inputs["query"]
+    m = {"format_compliance": float(bool(text) and "\n" not in text and len(text) <= 4 * len(query) + 40),
+         "term_recall": _coverage(_terms(query), _terms(text)),
+         "hallucination_rate": _unsupported(text, query),
+         "rewrite": _rewrite(query, text),
+         "question_form": _question_form(text)}
+    changed_on_subject = m["rewrite"] * m["term_recall"]
     if reference:
         m["answer_leak"] = _contains_answer(text, reference["answers"])
-        m["overall"] = 0.5 * m["term_recall"] + 0.2 * m["format_compliance"] + 0.3 * (1 - m["answer_leak"])
+        m["overall"] = (0.3 * changed_on_subject + 0.25 * m["term_recall"] + 0.1 * m["format_compliance"]
+                        + 0.1 * m["question_form"] + 0.25 * (1 - m["answer_leak"]))
     else:
-        m["overall"] = 0.6 * m["term_recall"] + 0.4 * m["format_compliance"]
+        m["overall"] = (0.4 * changed_on_subject + 0.25 * m["term_recall"] + 0.15 * m["format_compliance"]
+                        + 0.2 * m["question_form"])
     return m

@@ -173,3 +173,31 @@ def test_a_worker_without_the_model_records_failures_instead_of_crashing(engine,
     assert counts["failed"] == 3
     with engine.connect() as conn:
         assert "no model configured for '9b'" in conn.execute(select(EvaluationScore.error)).scalars().first()
+
+
+def test_rankings_count_failures_as_zero(engine):
+    """A variant failing 9 of 10 examples (its one success perfect) must not outrank a steady 0.8."""
+    from shared.evaluation import ExampleRef
+    from shared.models import PromptVariant
+
+    template = json.dumps({"system": "", "user": "{input_text}"})
+    with engine.begin() as conn:
+        for name in ("flaky", "steady"):
+            conn.execute(insert(PromptVariant).values(family="entity_extraction", model="3b", name=name,
+                                                      template=template, status="candidate"))
+    variants = find_variants(engine, ["entity_extraction"])
+    refs = [ExampleRef("dataset", i, "entity_extraction") for i in range(1, 11)]
+    batch_id, _ = create_evaluation_batch(engine, refs, variants, batch_size=10)
+    flaky, steady = (v.id for v in variants)
+    rows = [{"variant_id": steady, "example_id": i, "ok": True, "metrics": json.dumps({"overall": 0.8})}
+            for i in range(1, 11)]
+    rows += [{"variant_id": flaky, "example_id": 1, "ok": True, "metrics": json.dumps({"overall": 1.0})}]
+    rows += [{"variant_id": flaky, "example_id": i, "ok": False, "error": "LMError: timed out"} for i in range(2, 11)]
+    with engine.begin() as conn:
+        conn.execute(insert(EvaluationScore), [{"batch_id": batch_id, "example_source": "dataset", "metrics": None,
+                                                "error": None, **r} for r in rows])
+    finish_evaluation_batch(engine, batch_id)
+
+    top = get_top_performing_variants(engine, family="entity_extraction")
+    assert [(t["name"], t["n"], t["n_failed"]) for t in top] == [("steady", 10, 0), ("flaky", 1, 9)]
+    assert [t["score"] for t in top] == [pytest.approx(0.8), pytest.approx(0.1)]
