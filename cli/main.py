@@ -17,7 +17,10 @@ console = Console()
 
 def _register_subcommands() -> None:
     from cli.evaluate import datasets_app, models_app
+    from cli.optimize import optimize_app, variants_app
 
+    app.add_typer(optimize_app, name="optimize")
+    app.add_typer(variants_app, name="variants")
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(models_app, name="models")
 ALL_QUEUES = "ingest,evaluate,optimize,control"
