@@ -125,6 +125,8 @@ class ScriptedLM:
       but real extractor, so metrics move), then the completion delimiter;
     - ``echo``: the last user message;
     - ``hash``: a short text derived from a hash of the messages.
+    - ``follow``: an extractor whose answer depends on the prompt the way a small model's does
+      (``follow_prompt``), so a better prompt really scores better in tests of the optimizers.
     ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
     containing that text (tests of failure handling).
     """
@@ -138,7 +140,7 @@ class ScriptedLM:
         query = parse_qs(parsed.query)
         self.latency_s = float(query.get("latency_ms", ["0"])[0]) / 1000
         self.fail_on = query.get("fail_on", [None])[0]
-        if self.behaviour not in ("extract", "echo", "hash"):
+        if self.behaviour not in ("extract", "echo", "hash", "follow"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
     @property
@@ -155,11 +157,36 @@ class ScriptedLM:
             return messages[-1]["content"]
         if self.behaviour == "hash":
             return "answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        if self.behaviour == "follow":
+            return follow_prompt(messages)
         match = _INPUT_TEXT.search(messages[-1]["content"])
         text = match.group(1) if match else messages[-1]["content"]
         names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
         rows = [f"entity<|#|>{n}<|#|>other<|#|>{n} appears in the text." for n in names]
         return "\n".join(rows + ["<|COMPLETE|>"])
+
+
+def follow_prompt(messages: list[dict]) -> str:
+    """A scripted small model: worked examples in the prompt teach it; their absence shows.
+
+    - no worked example (``<Input Text>`` blocks) in the prompt: it adds an entity the text never names
+      and forgets the completion delimiter (LightRAG rejects the answer);
+    - one: clean rows, but it still forgets the delimiter;
+    - two or more: clean rows and the delimiter — and it types people as ``Person``;
+    - the delimiter is written only if the prompt itself shows it (a prompt that dropped
+      ``{completion_delimiter}`` gets none).
+    """
+    prompt = "\n".join(m["content"] for m in messages)
+    demos = prompt.count("<Input Text>")
+    match = _INPUT_TEXT.search(messages[-1]["content"])
+    text = match.group(1) if match else messages[-1]["content"]
+    names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
+    rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>{n} appears in the text." for n in names]
+    if demos == 0:
+        rows.append("entity<|#|>Knowledge Graph Specialist<|#|>other<|#|>The one extracting.")
+    if demos >= 2 and "<|COMPLETE|>" in prompt:
+        rows.append("<|COMPLETE|>")
+    return "\n".join(rows)
 
 
 def get_lm(model_key: str, settings: Settings):
