@@ -7,8 +7,17 @@ Guarantees, and how each is kept:
   A consumer that dies leaves its entries pending; after ``reclaim_idle_ms`` another consumer claims
   them (XPENDING + XCLAIM) and stores them again, harmlessly.
 - *Bad input never blocks the rest.* An event that fails validation, or that the database refuses,
-  goes to ``dead_letters`` with its raw bytes and the reason; the other events of its entry are stored. An entry delivered more than
+  goes to ``dead_letters`` with its raw bytes and the reason; the other events of its entry are stored
+  (a refused batch is bisected down to the refused rows). An entry delivered more than
   ``max_deliveries`` times (it crashed or hung its consumers each time) goes there unprocessed.
+- *Nothing ingest writes itself can wedge it.* Reasons are made storable (NUL spelled out); a dead
+  letter the database still refuses is stored as a minimal one (its raw bytes, a fixed reason).
+- *An outage is not bad input.* A database that is down or refuses writes (read-only, disk full)
+  stops the drain with nothing acknowledged; the entries' delivery counts are put back as they were,
+  so waiting out an outage never sends good events to the dead letters. A read-only database is
+  noticed before anything is claimed.
+- *Redis restarted empty.* The consumer group is (re)created on every drain, and when it vanishes
+  mid-drain.
 - *Trimming is safe.* Only entries the group has acknowledged are trimmed (XTRIM MINID below the
   oldest pending entry); producers never trim. The stream's size is bounded by producers, which stop
   appending at their ``stream_cap`` and buffer locally (``promptloop_client.Client``).
@@ -20,17 +29,21 @@ import logging
 import os
 import socket
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import Engine
 
 from .constants import BATCH_FIELD, DRAIN_SLOT_PREFIX, FIELD, GROUP, STREAM
 from .events import InvalidEvent, parse_event
 from .leases import acquire
 from .settings import Settings
-from .store import event_row, insert_dead_letters, insert_events
+from .store import (
+    DB_ERRORS, OUTAGE, ROWS, describe, error_code, event_row, insert_dead_letters, insert_events, refusal,
+    refuses_writes, storable_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +68,17 @@ class DrainStats:
     backlog: bool = False
 
 
+class DatabaseReadOnly(RuntimeError):
+    """The database answers but refuses writes; draining now would only wear out delivery counts."""
+
+
 @dataclass
 class _Parsed:
     item_id: str
     raw: bytes
     kind: str
     row: tuple
+    deliveries: int
 
 
 def _sid(stream_id) -> str:
@@ -95,9 +113,14 @@ def ensure_group(r: redis.Redis, stream: str = STREAM, group: str = GROUP) -> No
             raise
 
 
-def is_outage(exc: DBAPIError) -> bool:
-    """Whether a database error is about the connection or server (retry later), not about the data."""
-    return isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated
+def group_missing(exc: redis.ResponseError) -> bool:
+    """Whether Redis lost the stream or its group (restarted empty, failed over to an empty replica).
+
+    NOGROUP from the stream commands, "no such key" from XINFO, and "... no longer exists" for an
+    XREADGROUP that was blocked while the key went away (FLUSHALL).
+    """
+    message = str(exc)
+    return message.startswith("NOGROUP") or "no such key" in message or "no longer exists" in message
 
 
 class Ingestor:
@@ -116,7 +139,6 @@ class Ingestor:
         self.idle_wait_ms = idle_wait_ms
         self.stream = stream
         self.group = group
-        self._group_ready = False
 
     @classmethod
     def from_settings(cls, r: redis.Redis, engine: Engine, settings: Settings, **kwargs) -> "Ingestor":
@@ -129,17 +151,34 @@ class Ingestor:
     def drain(self, budget_s: float = 10.0) -> DrainStats:
         """Store everything waiting (reclaimed first, then new), for up to ``budget_s`` seconds.
 
-        Raises on a Redis or database outage; whatever was read but not stored stays pending and is
+        Raises on a Redis or database outage (``DatabaseReadOnly`` when the database refuses writes);
+        whatever was read but not stored stays pending, its delivery count as before, and is
         reclaimed by a later drain.
         """
-        if not self._group_ready:
-            ensure_group(self.redis, self.stream, self.group)
-            self._group_ready = True
-        # Reclaiming bumps delivery counts; don't let a database outage push good events to the dead letters.
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
         stats = DrainStats()
         deadline = time.monotonic() + budget_s
+        # Not remembered between drains: a Redis restarted empty has lost the group.
+        ensure_group(self.redis, self.stream, self.group)
+        self._check_writable()
+        try:
+            self._drain(stats, deadline)
+        except redis.ResponseError as exc:
+            if not group_missing(exc):
+                raise
+            log.warning("the stream's consumer group vanished (%s); Redis lost its data? Recreating it", exc)
+            ensure_group(self.redis, self.stream, self.group)
+            self._drain(stats, deadline)
+        return stats
+
+    def _check_writable(self) -> None:
+        # Claiming raises delivery counts and reading moves entries into the pending list: neither
+        # may happen while every write would fail, or waiting out the outage sends good events to
+        # the dead letters. A database that is down raises here too.
+        with self.engine.connect() as conn:
+            if refuses_writes(conn):
+                raise DatabaseReadOnly("the database is read-only; entries stay in the stream until it takes writes")
+
+    def _drain(self, stats: DrainStats, deadline: float) -> None:
         self._forget_stale_consumers()
         while self._reclaim(stats) and time.monotonic() < deadline:
             pass
@@ -149,7 +188,8 @@ class Ingestor:
                                           block=block)
             entries = reply[0][1] if reply else []
             if entries:
-                self._process(entries, stats)
+                with self._uncounted_on_outage([sid for sid, _ in entries], {}):
+                    self._process(entries, stats)
                 self.trim()
             elif block is not None:
                 break  # nothing arrived for idle_wait_ms: the stream is drained
@@ -158,7 +198,6 @@ class Ingestor:
             block = None if len(entries) == self.batch_size else self.idle_wait_ms
         else:
             stats.backlog = True
-        return stats
 
     # ----- reading ---------------------------------------------------------------------------
 
@@ -168,23 +207,49 @@ class Ingestor:
                                             idle=self.reclaim_idle_ms)
         if not pending:
             return False
-        deliveries = {p["message_id"]: p["times_delivered"] + 1 for p in pending}
+        before = {p["message_id"]: p["times_delivered"] for p in pending}
         claimed = self.redis.xclaim(self.stream, self.group, self.consumer, min_idle_time=self.reclaim_idle_ms,
-                                    message_ids=list(deliveries))
+                                    message_ids=list(before))
         stats.reclaimed += len(claimed)
+        deliveries = {sid: count + 1 for sid, count in before.items()}
         poison = [(sid, fields) for sid, fields in claimed if deliveries.get(sid, 0) > self.max_deliveries]
         fresh = [(sid, fields) for sid, fields in claimed if deliveries.get(sid, 0) <= self.max_deliveries]
-        if poison:
-            letters = [self._letter(sid, self._whole(fields),
-                                    f"not acknowledged after {deliveries[sid] - 1} deliveries: its consumers "
-                                    "died or hung each time", deliveries[sid]) for sid, fields in poison]
-            with self.engine.begin() as conn:
-                insert_dead_letters(conn, letters)
-            self.redis.xack(self.stream, self.group, *[sid for sid, _ in poison])
-            stats.dead += len(poison)
-        if fresh:
-            self._process(fresh, stats, deliveries)
+        with self._uncounted_on_outage([sid for sid, _ in claimed], before):
+            if poison:
+                self._bury([self._letter(sid, self._whole(fields),
+                                         f"not acknowledged after {deliveries[sid] - 1} deliveries: its consumers "
+                                         "died or hung each time", deliveries[sid]) for sid, fields in poison])
+                self.redis.xack(self.stream, self.group, *[sid for sid, _ in poison])
+                stats.dead += len(poison)
+            if fresh:
+                self._process(fresh, stats, deliveries)
         return len(pending) == self.batch_size
+
+    @contextmanager
+    def _uncounted_on_outage(self, ids: list, before: dict):
+        """On a database outage, give back the deliveries it cost ``ids`` (counts as in ``before``, else 0).
+
+        XREADGROUP and XCLAIM each count a delivery; one that failed because the database was down
+        or refused writes says nothing about the entry, and counting it would turn waiting out the
+        outage into dead letters. The entries are also made idle enough for any consumer's next
+        drain to claim them at once.
+        """
+        try:
+            yield
+        except DB_ERRORS as exc:
+            if refusal(exc) == OUTAGE:
+                log.warning("database outage (%s); %d entries held for a later drain", describe(exc), len(ids))
+                self._set_deliveries(ids, before)
+            raise
+
+    def _set_deliveries(self, ids: list, before: dict) -> None:
+        by_count = defaultdict(list)
+        for sid in ids:
+            by_count[before.get(sid, 0)].append(sid)
+        for count, sids in by_count.items():
+            # JUSTID: no delivery counted; RETRYCOUNT: the count restored; IDLE: claimable right away.
+            self.redis.xclaim(self.stream, self.group, self.consumer, min_idle_time=0, message_ids=sids,
+                              idle=self.reclaim_idle_ms, retrycount=count, justid=True)
 
     def _forget_stale_consumers(self) -> None:
         for c in self.redis.xinfo_consumers(self.stream, self.group):
@@ -201,14 +266,31 @@ class Ingestor:
         return fields.get(BATCH_FIELD) or fields.get(FIELD) or b"&".join(k + b"=" + v for k, v in fields.items())
 
     @staticmethod
-    def _letter(item_id, raw: bytes | None, reason: str, deliveries: int) -> dict:
-        return {"stream_id": _sid(item_id), "raw": raw or b"", "reason": reason, "delivery_count": deliveries}
+    def _letter(item_id, raw, reason: str, deliveries: int) -> dict:
+        # Everything here comes from the stream, so anything may be in it: the raw payload is kept
+        # byte for byte (bytea takes any bytes), the reason made into text the database accepts.
+        if not isinstance(raw, bytes):
+            raw = str(raw or "").encode("utf-8", "backslashreplace")
+        return {"stream_id": _sid(item_id), "raw": raw, "reason": storable_text(reason),
+                "delivery_count": deliveries}
 
     def _process(self, entries: list, stats: DrainStats, deliveries: dict | None = None) -> None:
+        parsed, letters = self._parse(entries, deliveries or {})
+        inserted, refused = self._store(parsed, letters)
+        self._bury(letters)
+        self.redis.xack(self.stream, self.group, *[sid for sid, _ in entries])
+        stats.batches += 1
+        stats.entries += len(entries)
+        stats.read += len(parsed) + len(letters) - refused
+        stats.stored += inserted
+        stats.duplicates += len(parsed) - refused - inserted
+        stats.dead += len(letters)
+
+    def _parse(self, entries: list, deliveries: dict) -> tuple[list[_Parsed], list[dict]]:
         parsed: list[_Parsed] = []
         letters: list[dict] = []
         for sid, fields in entries:
-            count = (deliveries or {}).get(sid, 1)
+            count = deliveries.get(sid, 1)
             items, problem = entry_items(sid, fields)
             if problem:
                 letters.append(self._letter(sid, self._whole(fields), problem, count))
@@ -218,24 +300,33 @@ class Ingestor:
                 except InvalidEvent as exc:
                     letters.append(self._letter(item_id, raw, str(exc), count))
                     continue
-                parsed.append(_Parsed(item_id, raw, event.kind, event_row(event)))
-        refused = 0
-        try:
-            inserted = self._store(parsed, letters)
-        except DBAPIError as exc:
-            if is_outage(exc):
-                raise
-            log.warning("database refused a batch (%s); storing it row by row", exc.orig)
-            inserted, refused = self._store_one_by_one(parsed, letters)
-        self.redis.xack(self.stream, self.group, *[sid for sid, _ in entries])
-        stats.batches += 1
-        stats.entries += len(entries)
-        stats.read += len(parsed) + len(letters)
-        stats.stored += inserted
-        stats.duplicates += len(parsed) - refused - inserted
-        stats.dead += len(letters)
+                parsed.append(_Parsed(item_id, raw, event.kind, event_row(event), count))
+        return parsed, letters
 
-    def _store(self, parsed: list[_Parsed], letters: list[dict]) -> int:
+    def _store(self, parsed: list[_Parsed], letters: list[dict]) -> tuple[int, int]:
+        """Store ``parsed`` in one transaction; returns (rows inserted, rows refused).
+
+        When the database refuses rows, each half is stored on its own, down to the refused rows,
+        which join ``letters``: k refused rows among n cost about 2k·log2(n/k) transactions, not n.
+        Any other failure is raised.
+        """
+        if not parsed:
+            return 0, 0
+        try:
+            return self._insert(parsed), 0
+        except DB_ERRORS as exc:
+            if refusal(exc) != ROWS:
+                raise
+            if len(parsed) == 1:
+                p = parsed[0]
+                letters.append(self._letter(p.item_id, p.raw, f"database refused: {describe(exc)}", p.deliveries))
+                return 0, 1
+            log.info("database refused rows among %d (%s); isolating them", len(parsed), error_code(exc))
+        half = len(parsed) // 2
+        first, second = self._store(parsed[:half], letters), self._store(parsed[half:], letters)
+        return first[0] + second[0], first[1] + second[1]
+
+    def _insert(self, parsed: list[_Parsed]) -> int:
         by_kind: dict[str, list[tuple]] = {}
         for p in parsed:
             by_kind.setdefault(p.kind, []).append(p.row)
@@ -243,24 +334,35 @@ class Ingestor:
         with self.engine.begin() as conn:
             for kind, rows in by_kind.items():
                 inserted += insert_events(conn, kind, rows)
-            insert_dead_letters(conn, letters)
         return inserted
 
-    def _store_one_by_one(self, parsed: list[_Parsed], letters: list[dict]) -> tuple[int, int]:
-        """Isolate the rows the database refuses (one transaction each) and dead-letter just those."""
-        inserted = refused = 0
-        for p in parsed:
-            try:
-                with self.engine.begin() as conn:
-                    inserted += insert_events(conn, p.kind, [p.row])
-            except DBAPIError as exc:
-                if is_outage(exc):
-                    raise
-                letters.append(self._letter(p.item_id, p.raw, f"database refused: {exc.orig}", 1))
-                refused += 1
+    def _bury(self, letters: list[dict]) -> None:
+        """Store dead letters; one the database refuses even so is stored as a minimal letter."""
+        if not letters:
+            return
+        try:
+            self._insert_letters(letters)
+        except DB_ERRORS as exc:
+            if refusal(exc) != ROWS:
+                raise
+            for letter in letters:
+                self._bury_one(letter)
+
+    def _bury_one(self, letter: dict) -> None:
+        try:
+            self._insert_letters([letter])
+        except DB_ERRORS as exc:
+            if refusal(exc) != ROWS:
+                raise
+            # Only the reason is ours to give up: keep the stream id and the raw bytes, and say why
+            # with nothing taken from the refused letter (which may be what was refused).
+            reason = f"the database refused this dead letter's reason ({error_code(exc)}); reason dropped"
+            log.warning("dead letter %s: %s", letter["stream_id"], reason)
+            self._insert_letters([{**letter, "reason": reason}])
+
+    def _insert_letters(self, letters: list[dict]) -> None:
         with self.engine.begin() as conn:
             insert_dead_letters(conn, letters)
-        return inserted, refused
 
     # ----- trimming --------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ PostgreSQL: COPY straight into the table inside a savepoint, the fastest way in.
 ``event_id`` (a batch replayed after a crash, a producer's retry) aborts that COPY; the batch then goes
 through a temporary staging table and ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``.
 Other databases (SQLite): a multi-row ``INSERT ... ON CONFLICT DO NOTHING``.
+
+A write can fail for two unrelated reasons, told apart by ``refusal``: the rows themselves (a
+constraint, a value out of range: dead-letter just those rows) or the database's state (down,
+read-only, disk full: keep the rows and retry later).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from operator import attrgetter
 
 import psycopg
 from sqlalchemy import Connection, Table, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import EVENT_TABLES, DeadLetter
@@ -29,6 +34,71 @@ _GETTERS = {kind: attrgetter(*names) for kind, names in COLUMNS.items()}
 def event_row(event) -> tuple:
     """The values of ``COLUMNS[event.kind]`` for one validated event."""
     return _GETTERS[event.kind](event)
+
+
+#: What a write raises: SQLAlchemy wraps the statements it runs, but COPY goes through the driver's
+#: own cursor, so its errors arrive as bare psycopg exceptions.
+DB_ERRORS = (sa_exc.DBAPIError, psycopg.Error)
+
+ROWS = "rows"
+OUTAGE = "outage"
+
+#: SQLSTATE prefixes that blame the rows: 22 data exception, 23 integrity violation, P0001 a
+#: trigger's RAISE EXCEPTION (how a trigger refuses a row).
+_ROW_STATES = ("22", "23", "P0001")
+#: SQLSTATE prefixes that blame the database's state: 08 connection, 25006 read-only transaction
+#: (a standby, or read-only after a failover), 40 serialization failure or deadlock, 53 insufficient
+#: resources (disk full), 57 operator intervention (shutdown, cancel), 58 system error (I/O).
+_OUTAGE_STATES = ("08", "25006", "40", "53", "57", "58")
+# Without a SQLSTATE (refused by the driver before the server saw it, sqlite3, a dropped connection)
+# the exception's class is all there is to go by.
+_ROW_TYPES = (sa_exc.DataError, sa_exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
+_OUTAGE_TYPES = (sa_exc.OperationalError, sa_exc.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """``ROWS`` when a write failed because of the rows, ``OUTAGE`` when because of the database's
+    state, None when the error says neither (a bug, a missing table: let it count toward dead letters).
+    """
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None)
+    if state:
+        if state.startswith(_ROW_STATES):
+            return ROWS
+        return OUTAGE if state.startswith(_OUTAGE_STATES) else None
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return OUTAGE
+    if isinstance(exc, _ROW_TYPES) or isinstance(orig, _ROW_TYPES):
+        return ROWS
+    if isinstance(exc, _OUTAGE_TYPES) or isinstance(orig, _OUTAGE_TYPES):
+        return OUTAGE
+    return None
+
+
+def describe(exc: BaseException) -> str:
+    """The database's own message for a failed write, without SQLAlchemy's statement dump."""
+    return str(exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc)
+
+
+def error_code(exc: BaseException) -> str:
+    """The error's class and SQLSTATE, and nothing of the values involved (for a message that must be storable)."""
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return f"{type(orig).__name__}, SQLSTATE {getattr(orig, 'sqlstate', None) or 'none'}"
+
+
+def storable_text(value: str, limit: int = 4000) -> str:
+    """``value`` as text any database takes: NUL spelled out (PostgreSQL refuses it in text), lone
+    surrogates escaped (they are not UTF-8), and at most ``limit`` characters.
+    """
+    value = value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if len(value) <= limit else value[:limit] + " [truncated]"
+
+
+def refuses_writes(conn: Connection) -> bool:
+    """Whether the database will refuse every write: PostgreSQL read-only (a standby, or set so)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    return conn.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
 
 
 def insert_events(conn: Connection, kind: str, rows: list[tuple]) -> int:

@@ -4,20 +4,20 @@ The same guarantees are proven on real redis-server, PostgreSQL and Celery worke
 ``tests/integration/test_ingest_e2e.py``.
 """
 
+import json
 import time
 
 import fakeredis
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from promptloop_client.client import Client
-from shared import ingest as ingest_module
 from shared.constants import GROUP, STREAM
 from shared.db import make_engine
 from shared.ingest import Ingestor, ensure_group
 from shared.migrate import upgrade
-from shared.store import COLUMNS
+from shared.store import OUTAGE, ROWS, refusal, storable_text
 from shared.models import DeadLetter, FeedbackEvent, MetricEvent, ProductionExample
 
 
@@ -143,44 +143,75 @@ def test_an_entry_that_keeps_killing_its_consumers_goes_to_dead_letters(r, engin
     assert letter.raw == poison
 
 
-def test_a_row_the_database_refuses_is_isolated(r, engine, monkeypatch):
+def refuse_latencies(engine, condition: str) -> None:
+    """Make SQLite itself refuse metric rows matching ``condition`` (a trigger: SQLite has no ADD CONSTRAINT)."""
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TRIGGER refuse BEFORE INSERT ON metric_events WHEN {condition} "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by trigger'); END"))
+
+
+def test_a_row_the_database_refuses_is_isolated(r, engine):
     for i in range(5):
         add(r, metric(i))
-    real = ingest_module.insert_events
-
-    def refuse_latency_3(conn, kind, rows):
-        if any(row[list(COLUMNS[kind]).index("latency_ms")] == 3.0 for row in rows):
-            raise IntegrityError("INSERT", {}, Exception("check constraint"))
-        return real(conn, kind, rows)
-
-    monkeypatch.setattr(ingest_module, "insert_events", refuse_latency_3)
+    refuse_latencies(engine, "NEW.latency_ms = 3")
     stats = make(r, engine).drain()
-    assert (stats.stored, stats.dead) == (4, 1)
+    assert (stats.read, stats.stored, stats.dead) == (5, 4, 1)
     with engine.connect() as conn:
-        assert "database refused" in conn.execute(select(DeadLetter.reason)).scalar_one()
+        letter = conn.execute(select(DeadLetter.raw, DeadLetter.reason)).one()
+    assert json.loads(letter.raw)["latency_ms"] == 3.0 and "database refused: refused by trigger" in letter.reason
 
 
-def test_a_database_outage_acknowledges_nothing(r, engine, monkeypatch):
+def test_refused_rows_are_found_by_bisection_not_row_by_row(r, engine, monkeypatch):
+    r.xadd(STREAM, {b"b": b"\n".join(metric(i) for i in range(1024))})
+    refuse_latencies(engine, "NEW.latency_ms IN (100, 900)")
+    transactions = []
+    real = Ingestor._insert
+    monkeypatch.setattr(Ingestor, "_insert", lambda self, parsed: transactions.append(len(parsed)) or real(self, parsed))
+
+    stats = make(r, engine).drain()
+
+    assert (stats.stored, stats.dead) == (1022, 2)
+    # Two refused rows among 1,024: two paths down a tree of depth 10, not 1,024 single rows.
+    assert len(transactions) <= 2 * 2 * 10 + 1
+
+
+def test_a_database_refusing_writes_holds_entries_without_counting_deliveries(r, engine, tmp_path):
+    from sqlalchemy import event
+
     for i in range(5):
         add(r, metric(i))
-    ingestor = make(r, engine)
-    ingestor.drain()  # group exists, all stored
-    for i in range(5, 8):
-        add(r, metric(i))
+    read_only = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
+    event.listen(read_only, "connect", lambda conn, _: conn.execute("PRAGMA query_only = ON"))
 
-    def down(*a, **k):
-        raise OperationalError("INSERT", {}, Exception("connection refused"))
+    for _ in range(3):  # more often than max_deliveries allows
+        with pytest.raises(OperationalError, match="readonly"):
+            make(r, read_only, max_deliveries=2, reclaim_idle_ms=100).drain()
+        time.sleep(0.01)
+    pending = r.xpending_range(STREAM, GROUP, min="-", max="+", count=10)
+    assert len(pending) == 5 and {p["times_delivered"] for p in pending} == {0}
 
-    monkeypatch.setattr(ingest_module, "insert_events", down)
-    with pytest.raises(OperationalError):
-        ingestor.drain()
-    assert r.xpending(STREAM, GROUP)["pending"] == 3
+    stats = make(r, engine, consumer="c2", max_deliveries=2, reclaim_idle_ms=100).drain()
+    assert (stats.reclaimed, stats.stored, stats.dead) == (5, 5, 0)
+    assert r.xpending(STREAM, GROUP)["pending"] == 0
 
-    monkeypatch.undo()
-    time.sleep(0.15)
-    stats = make(r, engine, consumer="c2", reclaim_idle_ms=100).drain()
-    assert (stats.reclaimed, stats.stored) == (3, 3)
-    assert count(engine, MetricEvent) == 8
+
+@pytest.mark.parametrize("sqlstate, expected", [
+    ("23514", ROWS), ("23502", ROWS), ("22001", ROWS), ("22P02", ROWS), ("P0001", ROWS),
+    ("25006", OUTAGE), ("53100", OUTAGE), ("08006", OUTAGE), ("57P01", OUTAGE), ("40001", OUTAGE),
+    ("42P01", None), ("XX000", None),
+])
+def test_database_errors_are_told_apart_by_sqlstate(sqlstate, expected):
+    import psycopg
+
+    error = psycopg.errors.lookup(sqlstate)("message")
+    assert refusal(error) == expected
+    assert refusal(DBAPIError.instance("INSERT", {}, error, psycopg.Error)) == expected
+
+
+def test_reasons_are_made_storable():
+    assert storable_text("tag 'a\x00b'") == "tag 'a\\x00b'"
+    assert storable_text("lone \udc80") == "lone \\udc80"
+    assert storable_text("x" * 10, limit=4) == "xxxx [truncated]"
 
 
 def test_a_time_budget_leaves_a_backlog_flag(r, engine):
@@ -190,17 +221,16 @@ def test_a_time_budget_leaves_a_backlog_flag(r, engine):
     assert stats.backlog and stats.read < 200
 
 
-def test_replayed_dead_letters_are_stored_once_or_refused_again(r, engine, monkeypatch):
+def test_replayed_dead_letters_are_stored_once_or_refused_again(r, engine):
     from shared.deadletters import replay
 
     good = metric(7)
     add(r, good)
     add(r, b"{still broken")
-    real = ingest_module.insert_events
-    monkeypatch.setattr(ingest_module, "insert_events",
-                        lambda *a: (_ for _ in ()).throw(IntegrityError("INSERT", {}, Exception("trigger said no"))))
+    refuse_latencies(engine, "1")
     assert make(r, engine).drain().dead == 2
-    monkeypatch.setattr(ingest_module, "insert_events", real)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER refuse"))
 
     assert replay(engine, r) == 2
     stats = make(r, engine).drain()
