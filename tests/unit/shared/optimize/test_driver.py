@@ -1,0 +1,155 @@
+"""Optimization runs in process on the embedded database, with a model whose answers follow the prompt."""
+
+import json
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.models import OptimizationTrial, PromptVariant
+from shared.optimize import registry
+from shared.optimize.base import Proposal
+from shared.optimize.driver import run_optimization
+from shared.optimize.promptset import components, rebuild
+from shared.optimize.runs import claim, load_run, load_trials, request_cancel
+from shared.optimize.start import start_optimization
+
+OBJECTIVE = {"entity_f1": 0.4, "format_compliance": 0.4, "hallucination_rate": -0.2}
+
+
+def start(settings, engine, **kw):
+    args = dict(family="entity_extraction", model="m", optimizer="demos", dataset="conll04", n_train=6, n_val=6,
+                budget_calls=200, objective=OBJECTIVE, optimizer_options={"candidates": 5}, seed=3)
+    return start_optimization(engine, settings, **{**args, **kw})
+
+
+def test_demo_search_registers_a_candidate_that_beats_the_parent(env):
+    settings, engine = env
+    run_id = start(settings, engine)
+    out = run_optimization(engine, settings, run_id)
+    assert out["status"] == "done" and out["candidate"], out
+    validation = out["validation"]
+    assert validation["candidate"]["format_compliance"] == 1.0 > validation["parent"]["format_compliance"]
+    assert validation["candidate_objective"] > validation["parent_objective"]
+    with engine.connect() as conn:
+        name, status, parent = conn.execute(select(PromptVariant.name, PromptVariant.status, PromptVariant.parent_id)
+                                            .where(PromptVariant.id == out["candidate"])).one()
+    assert (name, status) == ("DSPY_A", "candidate") and parent == load_run(engine, run_id).parent_id
+    program = out["program"]
+    assert program["program"]["demos"] and program["metadata"]["dependency_versions"]["dspy"]
+    assert json.loads(json.dumps(program)) == program  # JSON, never pickle
+    run = load_run(engine, run_id)
+    assert run.lm_calls == 6 * 6 + 2 * 6 and run.status == "done"
+
+
+def test_runs_are_seeded_and_reproducible(env):
+    settings, engine = env
+    a, b, c = start(settings, engine), start(settings, engine), start(settings, engine, seed=4)
+    for run_id in (a, b, c):
+        run_optimization(engine, settings, run_id)
+    ids = {r: [t["config"].get("demo_ids") for t in load_trials(engine, r)] for r in (a, b, c)}
+    assert ids[a] == ids[b] != ids[c]
+    # The second run's answers all came from the shared LM cache.
+    assert load_run(engine, b).cached_calls == load_run(engine, b).lm_calls + load_run(engine, b).cached_calls
+    names = set(engine.connect().execute(select(PromptVariant.name).where(PromptVariant.status == "candidate")).scalars())
+    assert {"DSPY_A", "DSPY_B", "DSPY_C"} <= names
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(env):
+    settings, engine = env
+    run_id = start(settings, engine)
+
+    class Stop(BaseException):
+        pass
+
+    def crash_after_three(record, history, calls_left):
+        if len(history) == 3:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        run_optimization(engine, settings, run_id, ttl_s=0.5, progress=crash_after_three)
+    assert [t["trial"] for t in load_trials(engine, run_id)] == [0, 1, 2]
+    time.sleep(0.6)  # the dead holder's lease runs out
+    out = run_optimization(engine, settings, run_id, ttl_s=5)
+    assert out["status"] == "done" and out["candidate"]
+    with engine.connect() as conn:
+        trials = conn.execute(select(OptimizationTrial.trial).where(OptimizationTrial.run_id == run_id)
+                              .order_by(OptimizationTrial.trial)).scalars().all()
+    assert trials == list(range(6))  # nothing scored twice, nothing skipped
+    reference = start(settings, engine)
+    assert run_optimization(engine, settings, reference)["search"] == out["search"] | {"trials": 6}
+
+
+def test_a_held_lease_keeps_a_second_copy_out(env):
+    settings, engine = env
+    run_id = start(settings, engine)
+    assert claim(engine, run_id, "first", ttl_s=60) == 1
+    out = run_optimization(engine, settings, run_id)
+    assert out["status"] == "held" and "first" in out["reason"]
+    assert load_trials(engine, run_id) == []
+
+
+def test_budget_stops_the_run_with_its_reason(env):
+    settings, engine = env
+    run_id = start(settings, engine, budget_calls=6 * 3 + 2 * 6)
+    out = run_optimization(engine, settings, run_id)
+    assert out["reason"].startswith("budget: 18 of 30 LM calls used")
+    assert len(load_trials(engine, run_id)) == 3
+    assert load_run(engine, run_id).lm_calls <= 30
+
+
+def test_time_budget_stops_the_run(env):
+    settings, engine = env
+    run_id = start(settings, engine, budget_minutes=1e-6)
+    out = run_optimization(engine, settings, run_id)
+    assert out["reason"].startswith("time:") and len(load_trials(engine, run_id)) == 1
+
+
+def test_cancel_stops_a_running_run_and_a_pending_one(env):
+    settings, engine = env
+    pending = start(settings, engine)
+    assert request_cancel(engine, pending) == "stopped"
+    assert run_optimization(engine, settings, pending)["status"] == "stopped"
+
+    running = start(settings, engine)
+
+    def cancel_after_two(record, history, calls_left):
+        if len(history) == 2:
+            request_cancel(engine, running)
+
+    out = run_optimization(engine, settings, running, progress=cancel_after_two)
+    run = load_run(engine, running)
+    assert out["status"] == run.status == "stopped" and run.stop_reason == "cancelled by an operator"
+    assert len(load_trials(engine, running)) == 2 and run.best_variant_id is None
+
+
+def test_a_candidate_that_drops_a_placeholder_is_recorded_as_refused(env, monkeypatch):
+    settings, engine = env
+
+    class DropsDelimiter:
+        @staticmethod
+        def propose(ctx, history):
+            if len(history) > 1:
+                return None
+            instruction = components(ctx.family, ctx.parent)["instruction"].replace("{completion_delimiter}", "DONE")
+            return Proposal(rebuild(ctx.family, ctx.parent, instruction=instruction), {"kind": "test"})
+
+    monkeypatch.setitem(registry.OPTIMIZERS, "drops", DropsDelimiter)
+    run_id = start(settings, engine, optimizer="drops")
+    out = run_optimization(engine, settings, run_id)
+    trial = load_trials(engine, run_id)[1]
+    assert trial["score"] == -1.0 and "completion_delimiter" in trial["config"]["refused"][0]
+    assert out["candidate"] is None
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(PromptVariant)
+                            .where(PromptVariant.status == "candidate")).scalar_one() == 0
+
+
+def test_unknown_names_get_one_clear_sentence(env):
+    settings, engine = env
+    with pytest.raises(ValueError, match="unknown optimizer 'nope'; known: demos"):
+        start(settings, engine, optimizer="nope")
+    with pytest.raises(ValueError, match="no model configured for 'x'"):
+        start(settings, engine, model="x")
+    with pytest.raises(ValueError, match="unknown prompt family"):
+        start(settings, engine, family="poems")
