@@ -9,15 +9,39 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from promptloop_client.wire import KIND_MAX, NAME_MAX, TOKENS_MAX, ts_problem
+from pydantic import (
+    BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, TypeAdapter, ValidationError,
+)
 
 from .constants import SCHEMA_VERSIONS
-from .models import KIND_MAX, NAME_MAX
 
-INT32_MAX = 2**31 - 1
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# pydantic reads numbers above 2e10 as milliseconds; no honest clock is past this anyway.
-LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+def event_time(value) -> datetime:
+    """An event's ``ts`` as an aware UTC datetime.
+
+    Sent as seconds since the epoch (a JSON number), or as an ISO 8601 string with a timezone: a
+    naive time means nothing once stored, and a number in milliseconds would be read as a date
+    thousands of years ahead. The bounds are the client's (``promptloop_client.wire.ts_problem``).
+    """
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"ts must be seconds since the epoch or ISO 8601, got {value!r:.60}") from None
+        if parsed.utcoffset() is None:
+            raise ValueError(f"ts must carry a timezone, got {value!r:.60}")
+        seconds = parsed.timestamp()
+    elif type(value) in (int, float):
+        seconds, parsed = value, None
+    else:
+        raise ValueError(f"ts must be seconds since the epoch or ISO 8601, got {value!r:.60}")
+    problem = ts_problem(seconds)
+    if problem:
+        raise ValueError(problem)
+    return parsed.astimezone(timezone.utc) if parsed else datetime.fromtimestamp(seconds, timezone.utc)
+
+
 # PostgreSQL refuses NUL in text; refusing it here gives a clear reason instead of a failed batch.
 _NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX, pattern=_NO_NUL)]
@@ -25,7 +49,7 @@ Kind = Annotated[str, StringConstraints(min_length=1, max_length=KIND_MAX, patte
 Text = Annotated[str, StringConstraints(pattern=_NO_NUL)]
 Unit = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Millis = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Tokens = Annotated[int, Field(ge=0, le=INT32_MAX, strict=True)]
+Tokens = Annotated[int, Field(ge=0, le=TOKENS_MAX, strict=True)]
 
 
 class InvalidEvent(ValueError):
@@ -37,8 +61,7 @@ class _Base(BaseModel):
 
     v: int
     event_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")]
-    # Sent as seconds since the epoch (an ISO 8601 string works too); stored as a UTC timestamp.
-    ts: Annotated[datetime, Field(ge=EPOCH, le=LATEST)]
+    ts: Annotated[datetime, PlainValidator(event_time)]
 
 
 class Metric(_Base):

@@ -36,20 +36,23 @@ def get_client() -> Client:
     return _default or configure()
 
 
-def feedback(variant: str, model: str, score: float, feedback_type: str = "quality") -> None:
+def feedback(variant: str, model: str, score: float, feedback_type: str = "quality", *, ts=None) -> None:
     """See ``Client.feedback``."""
-    get_client().feedback(variant, model, score, feedback_type)
+    get_client().feedback(variant, model, score, feedback_type, ts=ts)
 
 
 def metric(variant: str, model: str, latency_ms: float, success: bool, quality: float | None = None,
-           tokens_in: int | None = None, tokens_out: int | None = None, family: str | None = None) -> None:
+           tokens_in: int | None = None, tokens_out: int | None = None, family: str | None = None, *,
+           ts=None) -> None:
     """See ``Client.metric``."""
-    get_client().metric(variant, model, latency_ms, success, quality, tokens_in, tokens_out, family)
+    get_client().metric(variant, model, latency_ms, success, quality, tokens_in, tokens_out, family, ts=ts)
 
 
-def example(family: str, model: str, variant: str, input: str, output: str, reference: str | None = None) -> None:
+def example(family: str, model: str, variant: str, input: str, output: str, reference: str | None = None, *,
+            latency_ms: float | None = None, tokens_in: int | None = None, tokens_out: int | None = None,
+            ts=None) -> None:
     """See ``Client.example``."""
-    get_client().example(family, model, variant, input, output, reference)
+    get_client().example(family, model, variant, input, output, reference, latency_ms, tokens_in, tokens_out, ts=ts)
 
 
 def monitored(family: str, variant: str, model: str, **options):

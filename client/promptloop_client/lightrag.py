@@ -12,7 +12,7 @@ import functools
 import time
 
 from .client import _name
-from .monitor import report_call
+from .monitor import ASYNC_FAILURES, report_call
 
 #: (marker in the system prompt or prompt, family): the first match wins.
 LIGHTRAG_MARKERS = (
@@ -52,7 +52,7 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
         try:
             result = await llm_model_func(prompt, system_prompt=system_prompt, history_messages=history_messages,
                                           **kwargs)
-        except Exception:
+        except ASYNC_FAILURES:  # a timeout (CancelledError inside asyncio.wait_for) is a failed call too
             report_call(client, family, variant, model, started, False, None, None, rate)
             raise
         seen = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt

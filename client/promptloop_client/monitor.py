@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -33,8 +34,14 @@ def report_call(client, family: str, variant: str, model: str, started: float, o
                 and random.random() < sample_rate:
             client.example(family, model, variant, input_text, result, latency_ms=latency_ms)
     except Exception:
-        client._counts["internal_errors"] += 1
+        client._internal_error()
         log.debug("promptloop monitoring failed", exc_info=True)
+
+
+#: What ends an awaited call as a failure. ``CancelledError`` is not an ``Exception``: it is how
+#: ``asyncio.wait_for`` (LightRAG's LLM timeout) and task cancellation stop a call, and a call that
+#: timed out failed; leaving it out would make timeouts vanish from the success rate.
+ASYNC_FAILURES = (Exception, asyncio.CancelledError)
 
 
 def monitored(client, family: str, variant: str, model: str, *, sample_rate: float | None = None,
@@ -53,7 +60,7 @@ def monitored(client, family: str, variant: str, model: str, *, sample_rate: flo
         try:
             text = input_of(args, kwargs) if ok else None
         except Exception:
-            client._counts["internal_errors"] += 1
+            client._internal_error()
             return
         report_call(client, family, variant, model, started, ok, text, result, rate)
 
@@ -64,7 +71,7 @@ def monitored(client, family: str, variant: str, model: str, *, sample_rate: flo
                 started = time.perf_counter()
                 try:
                     result = await func(*args, **kwargs)
-                except Exception:
+                except ASYNC_FAILURES:
                     report(started, False, args, kwargs, None)
                     raise
                 report(started, True, args, kwargs, result)

@@ -1,10 +1,16 @@
 """The wire format shared with promptloop's ingest workers.
 
-promptloop's ``shared.constants`` repeats these values; ``tests/unit/test_wire_contract.py`` fails
+promptloop's ``shared.constants`` repeats the names; ``tests/unit/shared/test_wire_contract.py`` fails
 if the two ever disagree, because a renamed stream or field would strand every producer.
+
+The limits below are the one list both sides enforce: the client refuses (``ValueError``, in the
+caller) exactly what ingest would refuse (a dead letter), and ``shared.events`` imports them from here.
 """
 
+from __future__ import annotations
+
 import json
+import math
 import os
 import threading
 
@@ -24,6 +30,36 @@ SCHEMA_VERSION = 1
 DEFAULT_STREAM_CAP = 5_000
 #: A batch entry is closed once it holds this many bytes, whatever its event count.
 MAX_BATCH_BYTES = 512 * 1024
+
+# ----- limits: what ingest can store (shared.models' column sizes repeat NAME_MAX and KIND_MAX) -----
+
+#: ``variant`` and ``model``: VARCHAR(200) columns.
+NAME_MAX = 200
+#: ``family`` and ``feedback_type``: VARCHAR(64) columns.
+KIND_MAX = 64
+#: Token counts: INTEGER columns.
+TOKENS_MAX = 2**31 - 1
+#: One event's JSON, in bytes: ingest's default ``PROMPTLOOP_MAX_EVENT_BYTES``.
+MAX_EVENT_BYTES = 256 * 1024
+#: Event times, in seconds since the epoch: 2000-01-01 and 2100-01-01 UTC. Anything outside is a
+#: broken clock or a wrong unit, never a real event.
+TS_MIN = 946_684_800
+TS_MAX = 4_102_444_800
+#: A "timestamp" this large is milliseconds (or finer): in seconds it would be past the year 5000.
+TS_LOOKS_LIKE_MS = 1e11
+
+
+def ts_problem(seconds: float) -> str | None:
+    """Why ``seconds`` is not an event time ingest accepts, or None when it is fine."""
+    if not math.isfinite(seconds):
+        return f"ts must be a finite number of seconds since the epoch, got {seconds!r}"
+    if seconds >= TS_LOOKS_LIKE_MS:
+        return f"ts {seconds!r} looks like milliseconds; send seconds since the epoch"
+    if seconds < TS_MIN:
+        return f"ts {seconds!r} is before 2000-01-01 (seconds since the epoch expected)"
+    if seconds > TS_MAX:
+        return f"ts {seconds!r} is after 2100-01-01 (seconds since the epoch expected)"
+    return None
 
 
 _local = threading.local()
@@ -55,28 +91,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-_quote = json.encoder.encode_basestring  # C implementations: a JSON string literal, quotes included
-_quote_ascii = json.encoder.encode_basestring_ascii
+_quote = json.encoder.encode_basestring  # C implementation: a JSON string literal, quotes included
 
 
 def encode_fields(kind: str, ts: float, keys: tuple, values: tuple) -> bytes:
     """The JSON of one event, built directly (several times faster than ``json.dumps`` of a dict).
 
-    ``values`` are what the client validated: strings, finite numbers, bools and None.
+    ``values`` are what the client validated: strings (valid Unicode, so UTF-8 encodes them), finite
+    numbers, bools and None.
     """
-    event_id = new_event_id()
-    try:
-        return _build(kind, ts, event_id, keys, values, _quote).encode()
-    except UnicodeEncodeError:  # a lone surrogate: escape all non-ASCII rather than lose the event
-        return _build(kind, ts, event_id, keys, values, _quote_ascii).encode()
-
-
-def _build(kind: str, ts: float, event_id: str, keys: tuple, values: tuple, quote) -> str:
-    parts = ['{"v":', str(SCHEMA_VERSION), ',"kind":"', kind, '","event_id":"', event_id, '","ts":', repr(ts)]
+    parts = ['{"v":', str(SCHEMA_VERSION), ',"kind":"', kind, '","event_id":"', new_event_id(), '","ts":', repr(ts)]
     for key, value in zip(keys, values):
         parts.append(f',"{key}":')
         if type(value) is str:
-            parts.append(quote(value))
+            parts.append(_quote(value))
         elif value is None:
             parts.append("null")
         elif value is True:
@@ -86,4 +114,4 @@ def _build(kind: str, ts: float, event_id: str, keys: tuple, values: tuple, quot
         else:
             parts.append(repr(value))
     parts.append("}")
-    return "".join(parts)
+    return "".join(parts).encode()

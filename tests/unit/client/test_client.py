@@ -2,12 +2,16 @@
 
 import json
 import math
+import sys
+import time
 import uuid
+from datetime import datetime, timezone
 
 import fakeredis
 import pytest
 
 from promptloop_client import Client, wire
+from promptloop_client.client import MIN_EVENT_BYTES
 
 
 @pytest.fixture
@@ -58,6 +62,16 @@ def test_each_kind_arrives_with_a_uuid_and_timestamp(client, server):
     lambda c: c.metric("v", "3b", 10, True, quality=2),
     lambda c: c.metric("v", "3b", 10, True, tokens_in=1.5),
     lambda c: c.example("f", "3b", "v", None, "out"),
+    lambda c: c.metric("v", "3b", 10, True, tokens_in=2**31),
+    lambda c: c.metric("v", "3b", 10, True, family="f" * 65),
+    lambda c: c.feedback("v" * 201, "3b", 0.5),
+    lambda c: c.feedback("v", "3b", 0.5, ts=time.time() * 1000),
+    lambda c: c.feedback("v", "3b", 0.5, ts=datetime.now()),
+    lambda c: c.feedback("v", "3b", 0.5, ts="2024-05-01T12:00:00+00:00"),
+    lambda c: c.feedback("v", "3b", 0.5, ts=True),
+    lambda c: c.example("f", "3b", "v", "in\x00", "out"),
+    lambda c: c.example("f", "3b", "v", "in", "out \ud800"),
+    lambda c: c.example("f", "3b", "v", "x" * wire.MAX_EVENT_BYTES, "out"),
 ])
 def test_wrong_arguments_raise_value_error_at_once_and_send_nothing(client, server, call):
     with pytest.raises(ValueError):
@@ -170,3 +184,21 @@ def test_a_forked_child_sends_its_own_events_only(server):
     assert c.flush(5)
     assert [e["variant"] for e in stream_events(server)] == ["parent"]
     c.close(1)
+
+
+def test_the_largest_metric_and_feedback_fit_the_smallest_event_limit():
+    """So only examples need a size check on the caller's path."""
+    name, kind = "\x01" * wire.NAME_MAX, "\x01" * wire.KIND_MAX  # 6 bytes each as JSON
+    big = sys.float_info.max
+    metric = Client._encode(("metric", wire.TS_MAX - 0.123456, name, name, big, False, 0.123456789, wire.TOKENS_MAX,
+                             wire.TOKENS_MAX, kind))
+    feedback = Client._encode(("feedback", wire.TS_MAX - 0.123456, name, name, 0.123456789, kind))
+    assert max(len(metric), len(feedback)) <= MIN_EVENT_BYTES
+
+
+def test_an_explicit_timestamp_is_sent_in_seconds(client, server):
+    when = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    client.feedback("v", "3b", 0.5, ts=when)
+    client.metric("v", "3b", 1.0, True, ts=1_714_564_800)
+    assert client.flush(5)
+    assert [e["ts"] for e in stream_events(server)] == [when.timestamp(), 1_714_564_800.0]

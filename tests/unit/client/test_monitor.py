@@ -74,3 +74,38 @@ def test_reporting_problems_never_reach_the_host(client, server):
 def test_bad_decorator_arguments_fail_at_decoration(client):
     with pytest.raises(ValueError):
         client.monitored("", "baseline", "3b")
+
+
+def test_a_timeout_is_reported_as_a_failed_call_then_re_raised(client, server):
+    """LightRAG bounds LLM calls with ``asyncio.wait_for``: the timeout cancels the call inside."""
+    @client.monitored("answer_generation", "baseline", "7b")
+    async def llm(prompt):
+        await asyncio.sleep(10)
+        return "too late"
+
+    async def call():
+        return await asyncio.wait_for(llm("q"), 0.05)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(call())
+    client.flush(5)
+    (metric,) = events(server)
+    assert metric["success"] is False and 40 <= metric["latency_ms"] < 5_000
+
+
+def test_a_cancelled_call_is_reported_as_failed_and_stays_cancelled(client, server):
+    @client.monitored("summarization", "baseline", "3b")
+    async def llm(prompt):
+        await asyncio.sleep(10)
+
+    async def cancel_it():
+        task = asyncio.ensure_future(llm("q"))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert asyncio.run(cancel_it()) is True
+    client.flush(5)
+    assert [(e["kind"], e["success"]) for e in events(server)] == [("metric", False)]

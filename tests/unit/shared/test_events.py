@@ -48,3 +48,31 @@ def test_malformed_events_get_a_reason(payload, reason):
 def test_oversized_payloads_are_refused_before_parsing():
     with pytest.raises(InvalidEvent, match="oversized: 20001 bytes > limit 20000"):
         parse_event(b" " * 20_001, 20_000)
+
+
+@pytest.mark.parametrize("ts, reason", [
+    (1.7e12, "looks like milliseconds"),
+    (1.7e15, "looks like milliseconds"),
+    (0, "before 2000-01-01"),
+    (5e9, "after 2100-01-01"),
+    ("2024-05-01T12:00:00", "timezone"),
+    ("2224-05-01T12:00:00+00:00", "after 2100-01-01"),
+    ("1970-01-01T00:00:00Z", "before 2000-01-01"),
+    ("yesterday", "ts"),
+    (True, "ts"),
+    (None, "ts"),
+])
+def test_timestamps_are_seconds_with_a_timezone_in_a_sane_range(ts, reason):
+    with pytest.raises(InvalidEvent, match=reason):
+        parse_event(mutate(ts=ts), 10_000)
+
+
+@pytest.mark.parametrize("ts, seconds", [
+    (1.7e9, 1.7e9),
+    (1_700_000_000, 1.7e9),
+    ("2023-11-14T22:13:20Z", 1.7e9),
+    ("2023-11-15T00:13:20+02:00", 1.7e9),
+])
+def test_timestamps_in_seconds_or_iso_8601_with_a_timezone_are_stored_in_utc(ts, seconds):
+    event = parse_event(mutate(ts=ts), 10_000)
+    assert event.ts.timestamp() == seconds and event.ts.utcoffset().total_seconds() == 0

@@ -1,0 +1,57 @@
+"""``instrument``: LightRAG's ``llm_model_func`` reports every call, timeouts included."""
+
+import asyncio
+import json
+
+import fakeredis
+import pytest
+
+from promptloop_client import Client, wire
+from promptloop_client.lightrag import instrument
+
+EXTRACTION = "You are a Knowledge Graph Specialist responsible for extracting entities and relationships"
+
+
+@pytest.fixture
+def server():
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server):
+    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
+    yield c
+    c.close(1)
+
+
+def events(server):
+    entries = fakeredis.FakeRedis(server=server).xrange(wire.STREAM)
+    return [json.loads(line) for _, f in entries for line in f[b"b"].split(b"\n")]
+
+
+def test_a_call_that_times_out_in_wait_for_counts_as_failed(client, server):
+    async def slow_llm(prompt, system_prompt=None, history_messages=None, **kwargs):
+        await asyncio.sleep(10)
+        return "never"
+
+    llm = instrument(slow_llm, client, model="3b")
+
+    async def lightrag_call():  # as LightRAG's worker wraps each LLM call
+        return await asyncio.wait_for(llm("text", system_prompt=EXTRACTION), timeout=0.05)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(lightrag_call())
+    client.flush(5)
+    (metric,) = events(server)
+    assert (metric["family"], metric["success"]) == ("entity_extraction", False)
+
+
+def test_a_successful_call_still_reports_success_and_an_example(client, server):
+    async def llm_func(prompt, system_prompt=None, history_messages=None, **kwargs):
+        return "entity<|#|>Alice"
+
+    llm = instrument(llm_func, client, model="3b")
+    assert asyncio.run(llm("text", system_prompt=EXTRACTION)) == "entity<|#|>Alice"
+    client.flush(5)
+    metric, example = events(server)
+    assert metric["success"] is True and example["output"] == "entity<|#|>Alice"
