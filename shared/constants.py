@@ -13,3 +13,6 @@ GROUP = "promptloop-ingest"
 #: Leases that bound how many drain loops run at once, ``{prefix}{slot}``; they expire on their own
 #: when a worker dies, so a killed drainer never blocks the others for longer than the lease.
 DRAIN_SLOT_PREFIX = "promptloop:lease:drain:"
+#: Rollout state producers may read (routing a call to a variant); the shipped Redis ACL
+#: (``deploy/redis/users.acl.template``) grants producers read-only GET/HGETALL/MGET on ``{prefix}*``.
+ROLLOUT_PREFIX = "promptloop:rollout:"

@@ -5,13 +5,15 @@ Production points ``REDIS_URL`` and ``DATABASE_URL`` at managed services instead
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("PROMPTLOOP_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -43,15 +45,24 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30
 
 @dataclass
 class RedisServer:
-    """A ``redis-server`` child process with append-only persistence in ``directory``."""
+    """A ``redis-server`` child process with append-only persistence in ``directory``.
+
+    With ``acl_file`` (as ``deploy/redis/render-acl.sh`` writes it) clients must log in as one of its
+    users: see ``user_url``.
+    """
 
     directory: Path
     port: int
     proc: subprocess.Popen | None = None
+    acl_file: Path | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def user_url(self, user: str, password: str) -> str:
+        """The URL that logs in as ``user`` (passwords from ``render-acl.sh`` are URL-safe as they are)."""
+        return f"redis://{user}:{password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
         binary = shutil.which("redis-server")
@@ -59,11 +70,11 @@ class RedisServer:
             raise ServiceError("redis-server is not installed (Debian: apt-get install redis-server)")
         self.directory.mkdir(parents=True, exist_ok=True)
         # appendfsync everysec: an accepted event survives a Redis crash except for the last second.
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"]
+        if self.acl_file is not None:
+            args += ["--aclfile", str(Path(self.acl_file).resolve())]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(self.port, self.proc, "redis-server")
         return self
 
@@ -82,12 +93,14 @@ def _as_user() -> list[str]:
 
 @dataclass
 class PostgresServer:
-    """A throwaway PostgreSQL cluster in ``directory`` (trust auth, loopback only)."""
+    """A throwaway PostgreSQL cluster in ``directory`` (trust auth, loopback only); as root, in /tmp
+    (see ``_cluster_dir``)."""
 
     directory: Path
     port: int
     user: str = "promptloop"
     proc: subprocess.Popen | None = None
+    _nobody_dir: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -96,28 +109,39 @@ class PostgresServer:
     def start(self) -> "PostgresServer":
         if not (PG_BIN / "initdb").exists():
             raise ServiceError(f"PostgreSQL binaries not found in {PG_BIN} (Debian: postgresql-15)")
-        data = self.directory / "data"
-        self.directory.mkdir(parents=True, exist_ok=True)
         wrap = _as_user()
-        if wrap:
-            nobody = pwd.getpwnam("nobody")
-            os.chown(self.directory, nobody.pw_uid, nobody.pw_gid)
-            # `nobody` must be able to walk down to the cluster (temporary dirs are often 0700).
-            for parent in self.directory.resolve().parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    parent.chmod(mode | 0o001)
+        cluster = self._cluster_dir(bool(wrap))
+        data = cluster / "data"
         if not data.exists():
             subprocess.run(wrap + [str(PG_BIN / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
                                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
         self.proc = subprocess.Popen(
             wrap + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                    "-c", f"unix_socket_directories={self.directory}", "-c", "fsync=off", "-c", "max_connections=200"],
+                    "-c", f"unix_socket_directories={cluster}", "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         _wait_port(self.port, self.proc, "postgres")
         self._create_database()
         return self
+
+    def _cluster_dir(self, as_nobody: bool) -> Path:
+        """Where the cluster lives: ``directory``, or when run as ``nobody`` a directory of its own in /tmp.
+
+        ``nobody`` must be able to walk down to the cluster for as long as it runs. Temporary trees such
+        as pytest's are 0700 and get reset to 0700 at any time (every new pytest session does it), which
+        made a cluster inside one unreachable mid-run (PANIC on pg_control at the next checkpoint); /tmp
+        itself stays world-traversable. The same object reuses its directory when restarted.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not as_nobody:
+            return self.directory
+        if self._nobody_dir is None:
+            self._nobody_dir = Path(tempfile.mkdtemp(prefix="promptloop-pg-", dir="/tmp"))
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self._nobody_dir, nobody.pw_uid, nobody.pw_gid)
+            # A throwaway cluster: gone when this process exits (it may be restarted until then).
+            atexit.register(shutil.rmtree, self._nobody_dir, ignore_errors=True)
+        return self._nobody_dir
 
     def _create_database(self) -> None:
         import psycopg
