@@ -27,10 +27,25 @@ def require_migrated(console: Console, s: Settings) -> None:
         raise typer.Exit(2)
 
 
+def _without_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@")).geturl()
+
+
 def redis_reachable(url: str) -> bool:
-    """Whether a Redis server answers at ``url``."""
+    """Whether a Redis server answers at ``url``; BadParameter when one answers but refuses its user.
+
+    A Redis with users (deploy/redis) answers a wrong or missing login with an error, not silence:
+    starting another server on its port would only seem to work (the port answers), so say so instead.
+    """
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.AuthenticationError as exc:
+        raise typer.BadParameter(
+            f"Redis at {_without_password(url)} refused the login ({exc}); workers log in as "
+            "redis://worker:PASSWORD@host:6379/0 (README, Redis users)") from None
     except redis.RedisError:
         return False
 

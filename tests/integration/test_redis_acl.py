@@ -243,3 +243,22 @@ def test_the_compose_redis_service_starts_with_the_acl_and_reports_healthy(tmp_p
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_cli_reports_refused_credentials_instead_of_starting_another_redis(acl_redis, tmp_path):
+    import typer
+
+    from cli.runtime import ensure_local_redis
+    from shared.settings import Settings
+
+    server, passwords = acl_redis
+
+    def settings(url: str) -> Settings:
+        return Settings(REDIS_URL=url, PROMPTLOOP_DATA_DIR=str(tmp_path / "data"))
+
+    with pytest.raises(typer.BadParameter, match="refused") as refused:
+        ensure_local_redis(settings(server.user_url("worker", "wrong-" * 4)))
+    assert "wrong-" not in str(refused.value)  # the message never shows the password
+    with pytest.raises(typer.BadParameter, match="refused"):
+        ensure_local_redis(settings(server.url))  # no user: the default user is off
+    assert ensure_local_redis(settings(server.user_url("worker", passwords["worker"]))) is None
