@@ -54,7 +54,7 @@ def run_optimization(engine: Engine, settings: Settings, run_id: int, runner: Ru
     if token is None:
         return {"run_id": run_id, "status": run.status if run.status not in runs.OPEN else "held",
                 "reason": run.stop_reason or f"lease held by {run.lease_owner}",
-                "lease_expires_at": run.lease_expires_at}
+                "lease_expires_at": run.lease_expires_at, "candidate": run.best_variant_id}
     with runs.Heartbeat(engine, run_id, token, ttl_s) as beat:
         try:
             return _optimize(engine, settings, run, token, ttl_s, runner, beat, progress)
