@@ -126,7 +126,8 @@ class ScriptedLM:
     - ``echo``: the last user message;
     - ``hash``: a short text derived from a hash of the messages.
     - ``follow``: an extractor whose answer depends on the prompt the way a small model's does
-      (``follow_prompt``), so a better prompt really scores better in tests of the optimizers.
+      (``follow_prompt``), so a better prompt really scores better in tests of the optimizers;
+    - ``reflect``: a proposal model that turns the feedback it is shown into a rule (``reflect_on``).
     ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
     containing that text (tests of failure handling).
     """
@@ -140,7 +141,7 @@ class ScriptedLM:
         query = parse_qs(parsed.query)
         self.latency_s = float(query.get("latency_ms", ["0"])[0]) / 1000
         self.fail_on = query.get("fail_on", [None])[0]
-        if self.behaviour not in ("extract", "echo", "hash", "follow"):
+        if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
     @property
@@ -159,6 +160,8 @@ class ScriptedLM:
             return "answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
         if self.behaviour == "follow":
             return follow_prompt(messages)
+        if self.behaviour == "reflect":
+            return reflect_on(messages)
         match = _INPUT_TEXT.search(messages[-1]["content"])
         text = match.group(1) if match else messages[-1]["content"]
         names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
@@ -174,19 +177,33 @@ def follow_prompt(messages: list[dict]) -> str:
     - one: clean rows, but it still forgets the delimiter;
     - two or more: clean rows and the delimiter — and it types people as ``Person``;
     - the delimiter is written only if the prompt itself shows it (a prompt that dropped
-      ``{completion_delimiter}`` gets none).
+      ``{completion_delimiter}`` gets none);
+    - a task-guidance section that asks for the completion delimiter, or to extract "never the
+      extractor", is obeyed.
     """
     prompt = "\n".join(m["content"] for m in messages)
     demos = prompt.count("<Input Text>")
+    guidance = prompt.split("---Task Guidance---", 1)[1].split("\n\n", 1)[0].lower() if "---Task Guidance---" in prompt else ""
     match = _INPUT_TEXT.search(messages[-1]["content"])
     text = match.group(1) if match else messages[-1]["content"]
     names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
     rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>{n} appears in the text." for n in names]
-    if demos == 0:
+    if demos == 0 and "never the extractor" not in guidance:
         rows.append("entity<|#|>Knowledge Graph Specialist<|#|>other<|#|>The one extracting.")
-    if demos >= 2 and "<|COMPLETE|>" in prompt:
+    if (demos >= 2 or "completion delimiter" in guidance) and "<|COMPLETE|>" in prompt:
         rows.append("<|COMPLETE|>")
     return "\n".join(rows)
+
+
+def reflect_on(messages: list[dict]) -> str:
+    """A scripted proposal model: the rules the feedback in its prompt calls for, in a fenced block."""
+    prompt = "\n".join(m["content"] for m in messages)
+    rules = []
+    if "completion delimiter" in prompt:
+        rules.append("Always end the answer with the completion delimiter line.")
+    if "should not have been extracted" in prompt:
+        rules.append("Extract only entities the text names; never the extractor itself.")
+    return "```\n" + (" ".join(rules) or "Extract every named entity.") + "\n```"
 
 
 def get_lm(model_key: str, settings: Settings):

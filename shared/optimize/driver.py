@@ -24,6 +24,7 @@ from .program import program_state
 from .promptset import check_invariants, components
 from .registry import get_optimizer
 from .scoring import Runner, TrialScores, in_process, objective, score_variant
+from .tools import Cancelled, SearchTools, StopSearch
 from .variants import register_candidate, trial_variant
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
                      seed=run.seed, parent=parent, options=opts.get("optimizer_options", {}), train=train)
     optimizer = get_optimizer(run.optimizer)
     history = runs.load_trials(engine, run.id)
+    if hasattr(optimizer, "search"):
+        return _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimizer, ctx, history,
+                       budget_calls, budget_s, parent, train, val, weights)
     calls, seconds = run.lm_calls, run.seconds
     reason = None
     while reason is None:
@@ -105,6 +109,24 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
         seconds += record["seconds"]
         if progress:
             progress(record, history, budget_calls - calls)
+    return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
+
+
+def _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimizer, ctx, history, budget_calls,
+            budget_s, parent, train, val, weights) -> dict:
+    """A search-style optimizer (GEPA, MIPROv2) drives its own loop through ``SearchTools``."""
+    tools = SearchTools(engine=engine, settings=settings, run=run, token=token, ttl_s=ttl_s, runner=runner,
+                        parent=parent, train=train, weights=weights, beat=beat, history=history,
+                        budget_calls=budget_calls, budget_s=budget_s, reserve_calls=2 * len(val), progress=progress)
+    ctx.score = tools
+    try:
+        tools.score(parent, config={"kind": "parent"})
+        reason = optimizer.search(ctx, tools) or "search finished"
+    except StopSearch as exc:
+        reason = str(exc)
+    except Cancelled as exc:
+        runs.finish(engine, run.id, token, status="stopped", reason=str(exc))
+        return {"run_id": run.id, "status": "stopped", "reason": str(exc)}
     return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
 
 

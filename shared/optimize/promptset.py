@@ -123,3 +123,38 @@ def check_invariants(family: str, parent: PromptTemplate, candidate: PromptTempl
 def _parts(family: str, template: PromptTemplate) -> tuple[str, list[str] | None]:
     parts = components(family, template)
     return parts["instruction"], parts["demos"]
+
+
+#: Where an optimizer's task guidance goes in a prompt: before the first of these sections, else at the end.
+GUIDANCE = "---Task Guidance---"
+_ANCHORS = ("---Entity Types---", "---Input---", "---Context---", "---Output---")
+
+
+def guidance_of(family: str, template: PromptTemplate) -> str:
+    """The task guidance a previous optimization added to this variant ("" if none)."""
+    instruction = components(family, template)["instruction"]
+    if GUIDANCE not in instruction:
+        return ""
+    block = instruction.split(GUIDANCE + "\n", 1)[1].split("\n\n", 1)[0]
+    return block.replace("{{", "{").replace("}}", "}")
+
+
+def with_guidance(family: str, parent: PromptTemplate, text: str) -> PromptTemplate:
+    """The parent with ``text`` as its task-guidance section (replacing any earlier one).
+
+    This is how an optimizer's instruction (a DSPy signature's instructions, a GEPA or MIPROv2
+    proposal) enters LightRAG's prompt: as one section of it, so every placeholder and format rule
+    LightRAG relies on stays where it was.
+    """
+    instruction = components(family, parent)["instruction"]
+    old = guidance_of(family, parent)
+    if old:
+        escaped_old = old.replace("{", "{{").replace("}", "}}")
+        instruction = instruction.replace(f"{GUIDANCE}\n{escaped_old}\n\n", "", 1)
+    body = " ".join(text.split()) if len(text) < 400 else text.strip()
+    block = f"{GUIDANCE}\n{body.replace('{', '{{').replace('}', '}}')}\n\n"
+    for anchor in _ANCHORS:
+        if anchor in instruction:
+            at = instruction.index(anchor)
+            return rebuild(family, parent, instruction=instruction[:at] + block + instruction[at:])
+    return rebuild(family, parent, instruction=instruction.rstrip() + "\n\n" + block.rstrip() + "\n")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import demo_search
+from . import demo_search, gepa_search
 
-OPTIMIZERS: dict[str, ModuleType] = {demo_search.NAME: demo_search}
+OPTIMIZERS: dict[str, ModuleType] = {demo_search.NAME: demo_search, gepa_search.NAME: gepa_search}
 
 
 def get_optimizer(name: str) -> ModuleType:

@@ -15,7 +15,7 @@ def _insert(dialect_name: str):
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
-def trial_variant(engine: Engine, run_id: int, trial: int, family: str, model: str, template: PromptTemplate,
+def trial_variant(engine: Engine, run_id: int, trial: int | str, family: str, model: str, template: PromptTemplate,
                   parent_id: int) -> int:
     """The row a trial is scored under (status ``trial``: never live); the same row when resumed."""
     name = f"run{run_id}-trial{trial}"

@@ -26,7 +26,8 @@ def env(conll_db, tmp_path):
 
     path = tmp_path / "t.db"
     shutil.copy(conll_db, path)
-    settings = load_settings(DATABASE_URL=f"sqlite:///{path}", PROMPTLOOP_MODELS={"m": "scripted/follow"})
+    settings = load_settings(DATABASE_URL=f"sqlite:///{path}",
+                             PROMPTLOOP_MODELS={"m": "scripted/follow", "reflector": "scripted/reflect"})
     engine = make_engine(settings.sqlalchemy_url)
     yield settings, engine
     engine.dispose()
