@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     local_n_ctx: int = Field(4096, ge=512, le=131_072, alias="PROMPTLOOP_LOCAL_N_CTX")
 
     # Optimization.
-    #: Family -> optimizer name ("demos", "mipro", "gepa"), JSON; families not named use "mipro".
+    #: Family -> optimizer name ("demos", "gepa"), JSON; families not named use "gepa".
     optimizers: dict[str, str] = Field(
         default_factory=lambda: {"entity_extraction": "demos", "relationship_extraction": "demos"},
         alias="PROMPTLOOP_OPTIMIZERS")
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     optimize_val: int = Field(20, ge=1, alias="PROMPTLOOP_OPTIMIZE_VAL")
 
     def optimizer_for(self, family: str) -> str:
-        return self.optimizers.get(family, "mipro")
+        return self.optimizers.get(family, "gepa")
 
     @field_validator("models")
     @classmethod
