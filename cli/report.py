@@ -38,6 +38,25 @@ def print_evaluations(console: Console, engine) -> None:
         console.print(table)
 
 
+def print_optimizations(console: Console, engine) -> None:
+    """Optimization runs per family x model and their trend (``promptloop optimize history`` for each run)."""
+    from shared.optimize.history import trends
+
+    rows = trends(engine)
+    if not rows:
+        return
+    table = Table("family", "model", "runs", "running", "candidates", "first gain", "latest gain", "latest",
+                  title="optimizations (gain: candidate - parent on validation)")
+    for t in rows:
+        table.add_row(t["family"], t["model"], str(t["runs"]), str(t["running"]), str(t["candidates"]),
+                      _gain(t["first_gain"]), _gain(t["latest_gain"]), str(t["latest"]))
+    console.print(table)
+
+
+def _gain(value) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
 def print_status(console: Console, s: Settings, hours: float) -> None:
     """Print the stream, database and worker state; each part says so when its service is down."""
     from shared.db import get_engine
@@ -64,6 +83,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
         for letter in recent_dead_letters(engine, 3):
             console.print(f"  dead letter {letter['stream_id']}: {letter['reason']}")
         print_evaluations(console, engine)
+        print_optimizations(console, engine)
     except SQLAlchemyError as exc:
         console.print(f"[red]database unavailable: {exc.__class__.__name__}: {exc}[/red]")
 

@@ -35,6 +35,26 @@ def run_history(engine: Engine, family: str | None = None, model: str | None = N
         return out
 
 
+def trends(engine: Engine) -> list[dict]:
+    """Per family x model: runs so far, running now, candidates registered, and the latest gain
+    (candidate minus parent objective on validation) against the first run's."""
+    rows = run_history(engine, limit=10_000)
+    out: dict[tuple, dict] = {}
+    for r in reversed(rows):  # oldest first
+        t = out.setdefault((r["family"], r["model"]), {"family": r["family"], "model": r["model"], "runs": 0,
+                                                       "running": 0, "candidates": 0, "first_gain": None,
+                                                       "latest_gain": None, "latest": None})
+        t["runs"] += 1
+        t["running"] += r["status"] in ("pending", "running")
+        t["candidates"] += bool(r["candidate"])
+        if r["candidate_objective"] is not None and r["parent_objective"] is not None:
+            gain = r["candidate_objective"] - r["parent_objective"]
+            t["first_gain"] = gain if t["first_gain"] is None else t["first_gain"]
+            t["latest_gain"] = gain
+        t["latest"] = r["candidate"] or r["status"]
+    return sorted(out.values(), key=lambda t: (t["family"], t["model"]))
+
+
 def find_variant(engine: Engine, ref: str) -> PromptVariant:
     """A variant by id or ``family/model/name``; ``LookupError`` saying what was not found."""
     with Session(engine, expire_on_commit=False) as session:

@@ -16,7 +16,8 @@ from typing import Callable
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from ..evaluation import ExampleRef, create_evaluation_batch, load_examples, run_evaluation_chunk
+from ..evaluation import (ExampleRef, create_evaluation_batch, finish_evaluation_batch, load_examples,
+                          run_evaluation_chunk)
 from ..families import get_family
 from ..families.template import PromptTemplate
 from ..lm import cache_key, cache_lookup, get_lm
@@ -59,6 +60,7 @@ def in_process(engine: Engine, settings: Settings, batch_id: int, chunks: list[d
     """Score every chunk here, one after another (CLI without workers, benchmarks, tests)."""
     for chunk in chunks:
         run_evaluation_chunk(engine, settings, chunk["batch_id"], chunk["variant_id"], chunk["examples"])
+    finish_evaluation_batch(engine, batch_id)  # as the workers' chord callback does: the batch reads "done"
 
 
 def _cached_count(engine: Engine, settings: Settings, variant: PromptVariant, refs: list[ExampleRef]) -> int:
