@@ -39,10 +39,33 @@ def mutate(**changes) -> bytes:
     (mutate(event_id="not-a-uuid"), "event_id"),
     (mutate(tokens_in=2**40), "tokens_in"),
     (mutate(v=2), "schema version"),
+    # Numbers are JSON numbers: pydantic's lax mode took "12.5" and "1"; the client never sends them.
+    (mutate(latency_ms="12.5"), "latency_ms"),
+    (mutate(v="1"), "v"),
+    (mutate().replace(b"\"latency_ms\": 12.5", b"\"latency_ms\": 1e400"), "latency_ms"),  # no float holds it
+    (mutate(event_id="6f1c4b1e-0f6e-4b8e-9d3e-1d6a3f1e2b7"), "event_id"),
+    (mutate(event_id="6f1c4b1e-0f6e-4b8e-9d3e-1d6a3f1e2b7g"), "event_id"),
+    (mutate(event_id=" 6f1c4b1e-0f6e-4b8e-9d3e-1d6a3f1e2b7c"), "event_id"),
+    (mutate(event_id="6f1c4b1e-0f6e-4b8e-9d3e-1d6a 3f1e2b7c"), "event_id"),
 ])
 def test_malformed_events_get_a_reason(payload, reason):
     with pytest.raises(InvalidEvent, match=reason):
         parse_event(payload, 10_000)
+
+
+@pytest.mark.parametrize("event_id", [
+    "6f1c4b1e-0f6e-4b8e-9d3e-1d6a3f1e2b7c", "6F1C4B1E-0F6E-4B8E-9D3E-1D6A3F1E2B7C",
+    "6f1c4b1e0f6e4b8e9d3e1d6a3f1e2b7c", "6f1c4b1e-0f6e4b8e-9d3e1d6a3f1e2b7c",
+])
+def test_event_ids_are_uuids_with_or_without_hyphens(event_id):
+    assert parse_event(mutate(event_id=event_id), 10_000).event_id == event_id
+
+
+def test_a_nul_anywhere_is_refused_even_among_other_escapes():
+    payload = mutate(model="a\\b\n\u00e9").replace(b'"model":', b'"x":"\\u0000","model":')  # an escaped backslash
+    assert parse_event(payload, 10_000).model == "a\\b\n\u00e9"
+    with pytest.raises(InvalidEvent, match="family"):
+        parse_event(mutate(family="\u00e9\n\x00"), 10_000)
 
 
 def test_oversized_payloads_are_refused_before_parsing():
