@@ -9,6 +9,7 @@ do not depend on how the work was split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -20,12 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .families import FAMILIES, get_family
+from .families import FAMILIES, Family, get_family
 from .families.template import PromptTemplate
-from .lm import cache_insert, cache_key, cache_lookup, cached_complete, get_lm
+from .lm import Reply, cache_insert, cache_key, cache_row, cached_complete, cached_replies, get_lm, storable
 from .metrics import parse_extraction
-from .models import (EvalExample, EvaluationBatch, EvaluationResult, EvaluationScore, ProductionExample,
-                     PromptVariant)
+from .models import (EvalExample, EvaluationBatch, EvaluationChunkRun, EvaluationResult, EvaluationScore,
+                     ProductionExample, PromptVariant)
 from .settings import Settings
 
 #: Variants worth evaluating: the incumbent and everything on its way in.
@@ -180,87 +181,240 @@ def create_evaluation_batch(engine: Engine, examples: list[ExampleRef], variants
     return batch_id, chunks
 
 
-def _teacher_reference(engine: Engine, settings: Settings, teacher: str, family: str, fields: dict) -> dict | None:
-    lm = get_lm(teacher, settings)
-    text, _ = cached_complete(engine, lm, get_family(family).baseline().render(**fields))
-    return reference_from_text(family, text)
+#: A chunk whose runs died this many times (the worker's process killed: out of memory, a native crash
+#: in the LM) is not run as before again: see ``run_evaluation_chunk``.
+MAX_WORKER_KILLS = 3
 
 
-def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, variant_id: int,
-                         examples: list[list], lm=None) -> dict:
+@dataclass
+class _Chunk:
+    """What scoring a chunk needs, loaded once per run."""
+
+    batch_id: int
+    variant_id: int
+    key: str
+    family: Family
+    template: PromptTemplate
+    teacher: str | None
+    lm: object
+    lm_error: Exception | None
+    #: Examples of the chunk without a score yet.
+    todo: list[ExampleRef]
+    counts: dict
+
+
+@dataclass
+class _Item:
+    """One example on its way to a score row."""
+
+    ref: ExampleRef
+    row: dict
+    fields: dict | None = None
+    reference: dict | None = None
+    messages: list[dict] | None = None
+    key: str | None = None
+
+
+def chunk_key(variant_id: int, examples: list[list]) -> str:
+    """A chunk's identity within its batch: a redelivered message has the same key."""
+    return hashlib.sha256(json.dumps([variant_id, [list(e) for e in examples]]).encode()).hexdigest()
+
+
+def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, variant_id: int, examples: list[list],
+                         lm=None, time_budget_s: float | None = None, max_kills: int = MAX_WORKER_KILLS) -> dict:
     """Score one variant on some examples; an example that fails is recorded as failed, never fatal.
 
     Returns counts: scored, failed, skipped (already scored by an earlier run of this chunk), cached.
+
+    A run that starts after earlier runs of the chunk died writes each example as soon as it is scored
+    and notes which example it is on. From the ``max_kills``-th death on, a start records the example
+    the last death happened on as failed ("chunk killed its worker N times"), or every example left
+    when that is unknown, instead of running it again forever. After ``time_budget_s`` seconds the
+    examples left are recorded as failed with the reason.
     """
+    started = time.monotonic()
+    kills, suspect = _start_run(engine, batch_id, chunk_key(variant_id, examples))
+    chunk = _open_chunk(engine, settings, batch_id, variant_id, examples, lm)
+    if kills >= max_kills:
+        _give_up(engine, chunk, kills, suspect)
+    items = _prepare(engine, chunk)
+    hits = cached_replies(engine, [i.key for i in items if i.key])
+    pending: list[tuple[dict, dict | None]] = []  # (score row, new cache entry) not written yet
+    for n, item in enumerate(items):
+        if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+            reason = f"chunk time limit ({time_budget_s:g} s) reached before this example was scored"
+            pending += [(_failed_row(batch_id, variant_id, i.ref, reason), None) for i in items[n:]]
+            break
+        if kills:  # a run after a death: one example at a time, so the next death points at its example
+            _mark_running(engine, chunk, item.ref)
+        pending.append((item.row, _score(engine, settings, chunk, item, hits)))
+        if kills:
+            _write(engine, pending, chunk.counts)
+            pending = []
+    _write(engine, pending, chunk.counts)
+    _end_run(engine, chunk.batch_id, chunk.key)
+    return chunk.counts
+
+
+def fail_unscored(engine: Engine, batch_id: int, variant_id: int, examples: list[list], reason: str) -> dict:
+    """Record every example of the chunk without a score as failed with ``reason``; counts as above.
+
+    For a chunk that cannot go on (its task's time is up): the batch still completes, with the reason.
+    """
+    with engine.connect() as conn:
+        family = conn.execute(select(PromptVariant.family).where(PromptVariant.id == variant_id)).scalar_one()
+    todo = _unscored(engine, batch_id, variant_id, family, examples)
+    _write(engine, [(_failed_row(batch_id, variant_id, ref, reason), None) for ref in todo])
+    _end_run(engine, batch_id, chunk_key(variant_id, examples))
+    return {"scored": 0, "failed": len(todo), "skipped": len(examples) - len(todo), "cached": 0}
+
+
+def _start_run(engine: Engine, batch_id: int, key: str) -> tuple[int, str | None]:
+    """Count a start of the chunk: (earlier starts that never ended, the example the last one was on)."""
+    table = EvaluationChunkRun.__table__
+    stmt = (_insert(engine)(table).values(batch_id=batch_id, chunk_key=key, unfinished=1)
+            .on_conflict_do_update(index_elements=["batch_id", "chunk_key"],
+                                   set_={"unfinished": table.c.unfinished + 1, "updated_at": func.now()})
+            .returning(table.c.unfinished, table.c.running_example))
+    with engine.begin() as conn:
+        unfinished, running = conn.execute(stmt).one()
+    return unfinished - 1, running
+
+
+def _mark_running(engine: Engine, chunk: _Chunk, ref: ExampleRef) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(EvaluationChunkRun)
+                     .where(EvaluationChunkRun.batch_id == chunk.batch_id, EvaluationChunkRun.chunk_key == chunk.key)
+                     .values(running_example=f"{ref.source}:{ref.id}"))
+
+
+def _end_run(engine: Engine, batch_id: int, key: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(EvaluationChunkRun)
+                     .where(EvaluationChunkRun.batch_id == batch_id, EvaluationChunkRun.chunk_key == key)
+                     .values(unfinished=0, running_example=None))
+
+
+def _unscored(engine: Engine, batch_id: int, variant_id: int, family: str, examples: list[list]) -> list[ExampleRef]:
+    with engine.connect() as conn:
+        done = set(conn.execute(select(EvaluationScore.example_source, EvaluationScore.example_id).where(
+            EvaluationScore.batch_id == batch_id, EvaluationScore.variant_id == variant_id)).all())
+    return [ExampleRef(s, i, family) for s, i in examples if (s, i) not in done]
+
+
+def _open_chunk(engine: Engine, settings: Settings, batch_id: int, variant_id: int, examples: list[list],
+                lm) -> _Chunk:
     with engine.connect() as conn:
         variant = conn.execute(select(PromptVariant).where(PromptVariant.id == variant_id)).one()
         spec = json.loads(conn.execute(select(EvaluationBatch.spec).where(EvaluationBatch.id == batch_id)).scalar_one())
-        done = set(conn.execute(select(EvaluationScore.example_source, EvaluationScore.example_id).where(
-            EvaluationScore.batch_id == batch_id, EvaluationScore.variant_id == variant_id)).all())
         conn.execute(update(EvaluationBatch).where(EvaluationBatch.id == batch_id, EvaluationBatch.status == "pending")
                      .values(status="running"))
         conn.commit()
-    family = get_family(variant.family)
-    template = PromptTemplate.from_json(variant.template)
     lm_error = None
     if lm is None:
         try:
             lm = get_lm(variant.model, settings)
         except ValueError as exc:  # this worker has no model for the key: every example fails, visibly
             lm_error = exc
-    refs = [ExampleRef(s, i, variant.family) for s, i in examples if (s, i) not in done]
-    loaded = load_examples(engine, refs)
-    counts = {"scored": 0, "failed": 0, "skipped": len(examples) - len(refs), "cached": 0}
-    rows, prepared = [], []
-    for ref in refs:
-        row = {"batch_id": batch_id, "variant_id": variant_id, "example_source": ref.source, "example_id": ref.id,
-               "ok": False, "metrics": None, "output": None, "error": None, "latency_ms": None}
-        rows.append(row)
+    todo = _unscored(engine, batch_id, variant_id, variant.family, examples)
+    counts = {"scored": 0, "failed": 0, "skipped": len(examples) - len(todo), "cached": 0}
+    return _Chunk(batch_id, variant_id, chunk_key(variant_id, examples), get_family(variant.family),
+                  PromptTemplate.from_json(variant.template), spec.get("teacher"), lm, lm_error, todo, counts)
+
+
+def _give_up(engine: Engine, chunk: _Chunk, kills: int, suspect: str | None) -> None:
+    """Record the example the last death happened on as failed, or every example left when that is unknown."""
+    reason = f"chunk killed its worker {kills} times"
+    culprits = [r for r in chunk.todo if f"{r.source}:{r.id}" == suspect]
+    if culprits:
+        reason += " while scoring this example"
+    doomed = culprits or chunk.todo
+    _write(engine, [(_failed_row(chunk.batch_id, chunk.variant_id, ref, reason), None) for ref in doomed], chunk.counts)
+    chunk.todo = [r for r in chunk.todo if r not in doomed]
+
+
+def _new_row(batch_id: int, variant_id: int, ref: ExampleRef) -> dict:
+    return {"batch_id": batch_id, "variant_id": variant_id, "example_source": ref.source, "example_id": ref.id,
+            "ok": False, "metrics": None, "output": None, "reasoning": None, "error": None, "latency_ms": None}
+
+
+def _failed_row(batch_id: int, variant_id: int, ref: ExampleRef, reason: str) -> dict:
+    return {**_new_row(batch_id, variant_id, ref), "error": reason}
+
+
+def _error(exc: BaseException) -> str:
+    return storable(f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _prepare(engine: Engine, chunk: _Chunk) -> list[_Item]:
+    """Each example's fields and rendered messages (no LM call yet); what fails here is recorded on its row."""
+    loaded = load_examples(engine, chunk.todo)
+    items = []
+    for ref in chunk.todo:
+        item = _Item(ref, _new_row(chunk.batch_id, chunk.variant_id, ref))
+        items.append(item)
         try:
-            if lm_error:
-                raise lm_error
+            if chunk.lm_error:
+                raise chunk.lm_error
             if (ref.source, ref.id) not in loaded:
                 raise LookupError(f"{ref.source} example {ref.id} no longer exists")
-            _, text, reference = loaded[(ref.source, ref.id)]
-            fields = family.inputs(text)
-            if reference is None and spec.get("teacher"):
-                reference = _teacher_reference(engine, settings, spec["teacher"], variant.family, fields)
-            messages = template.render(**fields)
-            prepared.append((row, fields, reference, messages, cache_key(lm, messages)))
-        except DBAPIError:
-            raise
+            _, text, item.reference = loaded[(ref.source, ref.id)]
+            item.fields = chunk.family.inputs(text)
+            item.messages = chunk.template.render(**item.fields)
+            item.key = cache_key(chunk.lm, item.messages)
         except Exception as exc:  # a template field the input lacks, a missing example...
-            row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-    # One cache query and one write for the whole chunk: per-example round trips would cost more than scoring.
-    hits = cache_lookup(engine, [key for *_, key in prepared])
-    fresh = []
-    for row, fields, reference, messages, key in prepared:
-        started = time.perf_counter()
-        try:
-            if key in hits:
-                output = hits[key]
-                counts["cached"] += 1
-            else:
-                output = hits[key] = lm.complete(messages)
-                fresh.append({"key": key, "model": lm.name[:200], "response": output})
-            row["output"] = output
-            row["metrics"] = json.dumps(family.score(output, fields, reference), sort_keys=True)
-            row["ok"] = True
-        except DBAPIError:
-            raise
-        except Exception as exc:  # LMError, a scoring error...
-            row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-        row["latency_ms"] = (time.perf_counter() - started) * 1000
-    counts["scored"] = sum(r["ok"] for r in rows)
-    counts["failed"] = len(rows) - counts["scored"]
-    if rows:
-        stmt = _insert(engine)(EvaluationScore.__table__).on_conflict_do_nothing(
-            index_elements=["batch_id", "variant_id", "example_source", "example_id"])
-        with engine.begin() as conn:
-            if fresh:
-                conn.execute(cache_insert(engine), fresh)
-            conn.execute(stmt, rows)
-    return counts
+            item.row["error"] = _error(exc)
+    return items
+
+
+def _teacher_reference(engine: Engine, settings: Settings, teacher: str, family: str, fields: dict) -> dict | None:
+    lm = get_lm(teacher, settings)
+    text, _ = cached_complete(engine, lm, get_family(family).baseline().render(**fields))
+    return reference_from_text(family, text)
+
+
+def _score(engine: Engine, settings: Settings, chunk: _Chunk, item: _Item, hits: dict[str, Reply]) -> dict | None:
+    """Answer and score one prepared example into its row; returns the new cache entry when the LM was called."""
+    row, fresh = item.row, None
+    if row["error"]:
+        return None
+    started = time.perf_counter()
+    try:
+        reference = item.reference
+        if reference is None and chunk.teacher:
+            reference = _teacher_reference(engine, settings, chunk.teacher, chunk.family.name.value, item.fields)
+        reply = hits.get(item.key)
+        if reply is None:
+            reply = hits[item.key] = chunk.lm.reply(item.messages)
+            fresh = cache_row(item.key, chunk.lm, reply)
+        else:
+            chunk.counts["cached"] += 1
+        row["output"], row["reasoning"] = storable(reply.text), storable(reply.reasoning)
+        row["metrics"] = json.dumps(chunk.family.score(reply.text, item.fields, reference), sort_keys=True)
+        row["ok"] = True
+    except DBAPIError:
+        raise
+    except Exception as exc:  # LMError, a scoring error, the task's soft time limit interrupting the call...
+        row["error"] = _error(exc)
+    row["latency_ms"] = (time.perf_counter() - started) * 1000
+    return fresh
+
+
+def _write(engine: Engine, pending: list[tuple[dict, dict | None]], counts: dict | None = None) -> None:
+    """Store score rows and their new cache entries in one transaction (a rerun skips what is stored)."""
+    if not pending:
+        return
+    rows = [row for row, _ in pending]
+    fresh = [entry for _, entry in pending if entry]
+    stmt = _insert(engine)(EvaluationScore.__table__).on_conflict_do_nothing(
+        index_elements=["batch_id", "variant_id", "example_source", "example_id"])
+    with engine.begin() as conn:
+        if fresh:
+            conn.execute(cache_insert(engine), fresh)
+        conn.execute(stmt, rows)
+    if counts is not None:
+        counts["scored"] += sum(r["ok"] for r in rows)
+        counts["failed"] += sum(not r["ok"] for r in rows)
 
 
 def batch_progress(engine: Engine, batch_id: int) -> tuple[int, int, str]:

@@ -5,6 +5,9 @@
 ``llama-cpp-python`` (``promptloop models fetch`` gets the offline Qwen2.5-Coder models), and
 ``scripted/<behaviour>`` names a deterministic LM for tests and benchmarks. Every answer is cached in SQL (``lm_cache``), shared by all workers, so re-scoring the
 same variant on the same example costs nothing.
+
+An LM has a ``name``, ``params`` (part of the cache key), ``reply(messages) -> Reply`` (the answer's
+text and any reasoning the model sent beside it) and ``complete(messages) -> str`` (the text alone).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,8 +39,45 @@ class LMError(RuntimeError):
     """The LM could not answer (unreachable, refused, timed out); the example is recorded as failed."""
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One answer: the text that is scored, and the reasoning a reasoning model sent beside it."""
+
+    text: str
+    reasoning: str | None = None
+
+
+def as_reply(answer, model: str) -> Reply:
+    """What ``dspy.LM`` returned, as a ``Reply``.
+
+    DSPy returns a string, or a dict when the model sent more than text: ``{"text": ...,
+    "reasoning_content": ...}`` from reasoning models (DeepSeek-R1, Qwen3 thinking). Its text is None
+    when the model spent its tokens reasoning and never answered: that is a failed call, not an answer.
+    """
+    if isinstance(answer, str):
+        return Reply(answer)
+    if not isinstance(answer, dict):
+        raise LMError(f"{model}: unexpected answer type {type(answer).__name__}")
+    reasoning = answer.get("reasoning_content")
+    reasoning = str(reasoning) if reasoning else None
+    if not isinstance(answer.get("text"), str):
+        raise LMError(f"{model}: no text in the answer (reasoning only: {(reasoning or '')[:300]!r})")
+    return Reply(answer["text"], reasoning)
+
+
+def storable(text: str | None) -> str | None:
+    """Text PostgreSQL can store: it refuses NUL characters, which carry nothing in an answer."""
+    return text.replace("\x00", "") if text else text
+
+
+class _TextOnly:
+    def complete(self, messages: list[dict]) -> str:
+        """The answer's text alone."""
+        return self.reply(messages).text
+
+
 @dataclass
-class LiteLLM:
+class LiteLLM(_TextOnly):
     """Any LiteLLM model string, called through ``dspy.LM``."""
 
     model: str
@@ -52,16 +93,17 @@ class LiteLLM:
     def params(self) -> dict:
         return {"temperature": 0.0, "max_tokens": self.max_tokens}
 
-    def complete(self, messages: list[dict]) -> str:
+    def reply(self, messages: list[dict]) -> Reply:
         import dspy
 
         if self._lm is None:
             # promptloop caches in SQL (shared across workers); DSPy's own per-machine cache stays off.
             self._lm = dspy.LM(self.model, cache=False, api_base=self.api_base or None, **self.params)
         try:
-            return self._lm(messages=messages)[0]
+            answer = self._lm(messages=messages)[0]
         except Exception as exc:  # LiteLLM raises many provider-specific types
             raise LMError(f"{self.model}: {type(exc).__name__}: {exc}") from exc
+        return as_reply(answer, self.model)
 
 
 _LLAMAS: dict[tuple[str, int], object] = {}
@@ -69,7 +111,7 @@ _LLAMA_LOCK = threading.Lock()
 
 
 @dataclass
-class LocalGGUF:
+class LocalGGUF(_TextOnly):
     """A GGUF model run in process by llama-cpp-python (one copy per worker process, loaded on first use).
 
     Build llama-cpp-python with ``CMAKE_ARGS="-DGGML_NATIVE=OFF"`` on these machines: the native build
@@ -103,14 +145,14 @@ class LocalGGUF:
                                  chat_format="chatml", verbose=False)
         return _LLAMAS[key]
 
-    def complete(self, messages: list[dict]) -> str:
+    def reply(self, messages: list[dict]) -> Reply:
         with _LLAMA_LOCK:  # a Llama instance serves one generation at a time
             llama = self._llama()
             try:
                 out = llama.create_chat_completion(messages=messages, temperature=0.0, max_tokens=self.max_tokens)
             except ValueError as exc:  # e.g. the prompt does not fit the context window
                 raise LMError(f"{self.spec}: {exc}") from exc
-        return out["choices"][0]["message"]["content"] or ""
+        return Reply(out["choices"][0]["message"]["content"] or "")
 
 
 _CAPITALIZED = re.compile(r"\b[A-Z][a-zA-Z]+(?:\s+[A-Z][a-zA-Z]+)*")
@@ -118,7 +160,7 @@ _INPUT_TEXT = re.compile(r"---Input Text---\s*```\n(.*?)\n```", re.S)
 
 
 @dataclass
-class ScriptedLM:
+class ScriptedLM(_TextOnly):
     """Deterministic LMs, named ``scripted/<behaviour>?latency_ms=50&fail_on=TEXT``.
 
     - ``extract``: LightRAG-format entity rows for the capitalized phrases of the input text (a crude
@@ -129,7 +171,9 @@ class ScriptedLM:
       (``follow_prompt``), so a better prompt really scores better in tests of the optimizers;
     - ``reflect``: a proposal model that turns the feedback it is shown into a rule (``reflect_on``).
     ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
-    containing that text (tests of failure handling).
+    containing that text (tests of failure handling); ``crash_on`` kills its own process with SIGKILL
+    (a model that takes its worker down: out of memory, a native crash); ``hang_on`` never answers (a
+    call stuck on a dead connection), until a signal interrupts it.
     """
 
     spec: str
@@ -141,6 +185,8 @@ class ScriptedLM:
         query = parse_qs(parsed.query)
         self.latency_s = float(query.get("latency_ms", ["0"])[0]) / 1000
         self.fail_on = query.get("fail_on", [None])[0]
+        self.crash_on = query.get("crash_on", [None])[0]
+        self.hang_on = query.get("hang_on", [None])[0]
         if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
@@ -148,12 +194,19 @@ class ScriptedLM:
     def name(self) -> str:
         return self.spec
 
-    def complete(self, messages: list[dict]) -> str:
+    def reply(self, messages: list[dict]) -> Reply:
+        return Reply(self._answer(messages))
+
+    def _answer(self, messages: list[dict]) -> str:
         if self.latency_s:
             time.sleep(self.latency_s)
         prompt = "\n".join(m["content"] for m in messages)
         if self.fail_on and self.fail_on in prompt:
             raise LMError(f"scripted failure: prompt contains {self.fail_on!r}")
+        if self.crash_on and self.crash_on in prompt:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.hang_on and self.hang_on in prompt:
+            time.sleep(24 * 3600)
         if self.behaviour == "echo":
             return messages[-1]["content"]
         if self.behaviour == "hash":
@@ -229,18 +282,29 @@ def cache_key(lm, messages: list[dict]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def cache_lookup(engine: Engine, keys: list[str]) -> dict[str, str]:
+def cached_replies(engine: Engine, keys: list[str]) -> dict[str, Reply]:
     """The cached answers among ``keys`` (one query for a whole chunk)."""
     if not keys:
         return {}
     with engine.connect() as conn:
-        return dict(conn.execute(select(LMCacheEntry.key, LMCacheEntry.response).where(LMCacheEntry.key.in_(keys))).all())
+        rows = conn.execute(select(LMCacheEntry.key, LMCacheEntry.response, LMCacheEntry.reasoning)
+                            .where(LMCacheEntry.key.in_(keys)))
+        return {key: Reply(response, reasoning) for key, response, reasoning in rows}
+
+
+def cache_lookup(engine: Engine, keys: list[str]) -> dict[str, str]:
+    """The cached answers' texts among ``keys``."""
+    return {key: reply.text for key, reply in cached_replies(engine, keys).items()}
 
 
 def cache_insert(engine: Engine):
-    """The statement that stores answers, keeping the first one stored for a key."""
+    """The statement that stores answers (rows from ``cache_row``), keeping the first one stored for a key."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     return dialect.insert(LMCacheEntry.__table__).on_conflict_do_nothing(index_elements=["key"])
+
+
+def cache_row(key: str, lm, reply: Reply) -> dict:
+    return {"key": key, "model": lm.name[:200], "response": storable(reply.text), "reasoning": storable(reply.reasoning)}
 
 
 def cached_complete(engine: Engine, lm, messages: list[dict]) -> tuple[str, bool]:
@@ -249,7 +313,7 @@ def cached_complete(engine: Engine, lm, messages: list[dict]) -> tuple[str, bool
     hit = cache_lookup(engine, [key]).get(key)
     if hit is not None:
         return hit, True
-    text = lm.complete(messages)
+    reply = lm.reply(messages)
     with engine.begin() as conn:
-        conn.execute(cache_insert(engine), {"key": key, "model": lm.name[:200], "response": text})
-    return text, False
+        conn.execute(cache_insert(engine), cache_row(key, lm, reply))
+    return reply.text, False

@@ -172,9 +172,29 @@ class EvaluationScore(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     metrics: Mapped[str | None] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
+    #: What a reasoning model sent beside its answer (DSPy's ``reasoning_content``); never scored.
+    reasoning: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class EvaluationChunkRun(Base):
+    """Starts of one chunk that have not ended: a chunk whose runs keep killing their worker is given up.
+
+    ``chunk_key`` hashes the chunk's message (variant and example ids), so a redelivered message finds
+    its row. ``running_example`` ("source:id") is set while a run after a death scores each example,
+    so the next start knows which example the worker died on.
+    """
+
+    __tablename__ = "evaluation_chunk_runs"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("evaluation_batches.id"), primary_key=True)
+    chunk_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unfinished: Mapped[int] = mapped_column(Integer)
+    running_example: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 onupdate=func.now())
 
 
 class EvaluationResult(Base):
@@ -204,6 +224,7 @@ class LMCacheEntry(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     model: Mapped[str] = mapped_column(String(NAME_MAX))
     response: Mapped[str] = mapped_column(Text)
+    reasoning: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

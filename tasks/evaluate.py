@@ -7,7 +7,10 @@ module to register the tasks, and an ingest-only worker must not pay for those i
 
 from __future__ import annotations
 
+import os
+
 from celery import chord
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from shared.db import get_engine
@@ -15,13 +18,25 @@ from shared.settings import get_settings
 from workers.app import app
 from workers.queues import Queue
 
+#: Seconds a chunk scores for; the examples left then are recorded as failed (PROMPTLOOP_CHUNK_TIME_LIMIT_S;
+#: read here because the limits are fixed when the task is registered). Celery's soft limit comes a
+#: grace later and interrupts an LM call that never returns; its hard limit, a grace after that, kills
+#: the process, and the redelivered chunk counts a death (``shared.evaluation.MAX_WORKER_KILLS``).
+CHUNK_TIME_LIMIT_S = float(os.environ.get("PROMPTLOOP_CHUNK_TIME_LIMIT_S", "1500"))
+_GRACE_S = min(60.0, max(1.0, CHUNK_TIME_LIMIT_S / 2))
+
 
 @app.task(
     name="tasks.evaluate.evaluate_chunk",
     queue=Queue.EVALUATE.value,
     # Safe to run twice: each (variant, example) score is unique, a rerun skips what is stored.
     acks_late=True,
+    # A lost worker or a hard time limit requeues the chunk; its next start counts the death, so a
+    # chunk that keeps killing its worker is given up after MAX_WORKER_KILLS, never redelivered forever.
     reject_on_worker_lost=True,
+    acks_on_timeout=False,
+    soft_time_limit=CHUNK_TIME_LIMIT_S + _GRACE_S,
+    time_limit=CHUNK_TIME_LIMIT_S + 2 * _GRACE_S,
     # A database outage is transient; per-example failures (the LM, the input) are recorded, not raised.
     autoretry_for=(OperationalError,),
     retry_backoff=5,
@@ -30,9 +45,15 @@ from workers.queues import Queue
 )
 def evaluate_chunk(batch_id: int, variant_id: int, examples: list[list]) -> dict:
     """Score one variant on a chunk of examples (ids only in the message)."""
-    from shared.evaluation import run_evaluation_chunk
+    from shared.evaluation import fail_unscored, run_evaluation_chunk
 
-    return run_evaluation_chunk(get_engine(), get_settings(), batch_id, variant_id, examples)
+    engine = get_engine()
+    try:
+        return run_evaluation_chunk(engine, get_settings(), batch_id, variant_id, examples,
+                                    time_budget_s=CHUNK_TIME_LIMIT_S)
+    except SoftTimeLimitExceeded as exc:
+        # Interrupted outside an example (loading, writing): the examples left must still be recorded.
+        return fail_unscored(engine, batch_id, variant_id, examples, f"chunk soft time limit reached: {exc!r}")
 
 
 @app.task(name="tasks.evaluate.finish_batch", queue=Queue.EVALUATE.value, acks_late=True,

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.models import EvaluationResult
 
@@ -104,3 +105,33 @@ def test_the_seeds_pipeline_api_on_workers_over_ingested_examples(stack):
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["examples"] == 5 and "format_compliance" in out["metrics"] and out["top"] == ["baseline"]
     assert "evaluate_chunk" in (stack.workdir / "evaluator.log").read_text()
+
+
+def write_docs(folder, sentences):
+    (folder / "conll04").mkdir(parents=True)
+    docs = [{"tokens": s.split(), "orig_id": i, "entities": [], "relations": []} for i, s in enumerate(sentences)]
+    (folder / "conll04" / "conll04_dev.json").write_text(json.dumps(docs))
+
+
+def test_a_chunk_that_kills_its_worker_or_hangs_ends_with_its_examples_failed(stack, tmp_path):
+    """Havana SIGKILLs the worker's process each time; Boston never answers. The batch still completes."""
+    from shared.models import EvaluationScore
+
+    stack.extra_env["PROMPTLOOP_MODELS"] = json.dumps({"3b": "scripted/extract?crash_on=Havana&hang_on=Boston"})
+    stack.extra_env["PROMPTLOOP_CHUNK_TIME_LIMIT_S"] = "4"
+    write_docs(tmp_path / "datasets", ["Ann Lee flew to Havana .", "Tom Fox sang .",
+                                       "Ed Ray left Boston .", "Sue Kim ran ."])
+    cli(stack, "init")
+    cli(stack, "datasets", "import", "--path", str(tmp_path / "datasets"), "--name", "conll04")
+    stack.start_worker("evaluator", queues="evaluate")
+    cli(stack, "evaluate", "--dataset", "conll04", "--family", "entity_extraction", "--batch-size", "2",
+        "--hours", "1", "--timeout", "150")
+
+    with Session(stack.engine) as session:
+        rows = session.scalars(select(EvaluationScore).order_by(EvaluationScore.example_id)).all()
+    assert [r.ok for r in rows] == [False, True, False, False]
+    assert rows[0].error == "chunk killed its worker 3 times while scoring this example"
+    assert "SoftTimeLimitExceeded" in rows[2].error  # the hung call, interrupted
+    assert rows[3].error.startswith("chunk time limit (4 s) reached")
+    log = (stack.workdir / "evaluator.log").read_text()
+    assert log.count("WorkerLostError") >= 3  # the worker's process really died, three times

@@ -90,3 +90,33 @@ def test_concurrent_finishers_aggregate_each_batch_once(engine, tmp_path):
                                  .where(EvaluationResult.batch_id.in_(batch_ids))).all()
     metrics = len(results[0])
     assert metrics > 1 and {n for _, n in per_batch} == {metrics} and len(per_batch) == len(batch_ids)
+
+
+def test_a_reasoning_models_answers_are_stored_on_postgresql(engine, tmp_path, monkeypatch):
+    """Dict answers with reasoning, one with a NUL byte (PostgreSQL refuses those): no score is lost."""
+    from sqlalchemy.orm import Session
+
+    from shared.models import EvaluationScore
+    from tests.unit.shared.openai_stub import REASONING, reasoning_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "stub")
+    folder = tmp_path / "datasets"
+    (folder / "conll04").mkdir(parents=True)
+    docs = [{"tokens": s.split(), "orig_id": i, "relations": [], "entities": []}
+            for i, s in enumerate(["Ada Lovelace met Charles Babbage .", "Kari Nordmann lives in Oslo .",
+                                   "Mary Jones lives in Havana ."])]
+    (folder / "conll04" / "conll04_dev.json").write_text(json.dumps(docs))
+    import_datasets(engine, folder, ["conll04"])
+    register_baselines(engine, ["r1"], ["entity_extraction"])
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine, ["entity_extraction"], ["r1"]), batch_size=10)
+    with reasoning_server() as url:
+        settings = load_settings(PROMPTLOOP_MODELS={"r1": "openai/stub-reasoner"}, PROMPTLOOP_LM_API_BASE=url)
+        counts = run_evaluation_chunk(engine, settings, batch_id, chunks[0]["variant_id"], chunks[0]["examples"])
+    assert (counts["scored"], counts["failed"]) == (2, 1)
+    with Session(engine) as session:
+        rows = session.scalars(select(EvaluationScore).order_by(EvaluationScore.example_id)).all()
+    assert [r.ok for r in rows] == [True, True, False]
+    assert "Kari Nordmann" in rows[1].output and "\x00" not in rows[1].output
+    assert rows[0].reasoning == rows[1].reasoning == REASONING
+    assert "no text in the answer" in rows[2].error

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from shared.datasets import import_datasets
 from shared.db import make_engine
@@ -201,3 +202,76 @@ def test_rankings_count_failures_as_zero(engine):
     top = get_top_performing_variants(engine, family="entity_extraction")
     assert [(t["name"], t["n"], t["n_failed"]) for t in top] == [("steady", 10, 0), ("flaky", 1, 9)]
     assert [t["score"] for t in top] == [pytest.approx(0.8), pytest.approx(0.1)]
+
+
+def test_a_reasoning_models_dict_answers_are_scored_and_their_reasoning_kept(engine, conll, monkeypatch):
+    from .openai_stub import REASONING, reasoning_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "stub")
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["r1"], ["entity_extraction"])
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine), batch_size=10)
+    with reasoning_server() as url:
+        settings = load_settings(PROMPTLOOP_MODELS={"r1": "openai/stub-reasoner"}, PROMPTLOOP_LM_API_BASE=url)
+        counts = run_all(engine, settings, chunks)[0]
+    assert (counts["scored"], counts["failed"]) == (2, 1)  # Havana: reasoning only, no answer
+    with Session(engine) as session:
+        rows = session.scalars(select(EvaluationScore).order_by(EvaluationScore.example_id)).all()
+    assert [r.ok for r in rows] == [True, False, True]
+    assert rows[0].output.startswith("entity<|#|>John Smith") and rows[0].reasoning == REASONING
+    assert "no text" in rows[1].error
+    assert json.loads(rows[0].metrics)["entity_f1"] == 1.0
+
+
+def _score_in_child(url: str, models: dict, chunk: dict) -> None:
+    """A worker process: its own engine, one chunk."""
+    from shared.evaluation import run_evaluation_chunk as run
+
+    run(make_engine(url), load_settings(PROMPTLOOP_MODELS=models), chunk["batch_id"], chunk["variant_id"],
+        chunk["examples"])
+
+
+def test_a_chunk_that_kills_its_worker_is_given_up_after_three_kills(engine, conll):
+    """Each run is a real process that the LM SIGKILLs on the Havana example; reruns are redeliveries."""
+    import multiprocessing
+
+    from shared.evaluation import batch_progress
+
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine), batch_size=10)
+    models = {"3b": "scripted/extract?crash_on=Havana"}
+    exits = []
+    for _ in range(6):  # a broker would redeliver forever
+        child = multiprocessing.get_context("fork").Process(
+            target=_score_in_child, args=(str(engine.url), models, chunks[0]))
+        child.start()
+        child.join(60)
+        exits.append(child.exitcode)
+        if child.exitcode == 0:
+            break
+    assert exits == [-9, -9, -9, 0]
+    with Session(engine) as session:
+        rows = session.scalars(select(EvaluationScore).order_by(EvaluationScore.example_id)).all()
+    # Only the example that was being scored at each death fails; the others are kept or scored.
+    assert [r.ok for r in rows] == [True, False, True]
+    assert rows[1].error == "chunk killed its worker 3 times while scoring this example"
+    done, total, _ = batch_progress(engine, batch_id)
+    assert done == total == 3
+
+
+def test_a_chunk_past_its_time_budget_records_the_rest_as_failed(engine, conll):
+    """Slow answers (0.4 s each) against a 0.6 s budget: two examples scored, the third recorded as failed."""
+    import_datasets(engine, conll, ["conll04"])
+    register_baselines(engine, ["3b"], ["entity_extraction"])
+    batch_id, chunks = create_evaluation_batch(engine, dataset_examples(engine, ["entity_extraction"]),
+                                               find_variants(engine), batch_size=10)
+    slow = load_settings(PROMPTLOOP_MODELS={"3b": "scripted/extract?latency_ms=400"})
+    c = chunks[0]
+    counts = run_evaluation_chunk(engine, slow, c["batch_id"], c["variant_id"], c["examples"], time_budget_s=0.6)
+    assert (counts["scored"], counts["failed"]) == (2, 1)
+    with engine.connect() as conn:
+        error = conn.execute(select(EvaluationScore.error).where(EvaluationScore.ok.is_(False))).scalar_one()
+    assert error.startswith("chunk time limit (0.6 s) reached")

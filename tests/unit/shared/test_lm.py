@@ -42,3 +42,21 @@ def test_bad_model_strings_fail_at_start_up(tmp_path):
 
     with pytest.raises(SettingsError, match="PROMPTLOOP_MODELS"):
         settings(tmp_path, a="qwen2.5")
+
+
+def test_a_reasoning_models_answer_is_its_text_and_its_reasoning(monkeypatch):
+    """DSPy returns {"text", "reasoning_content"} when the model sends reasoning: callers get the text."""
+    from shared.lm import LiteLLM
+
+    from .openai_stub import REASONING, reasoning_server
+
+    monkeypatch.setenv("OPENAI_API_KEY", "stub")
+    messages = [{"role": "user", "content": "Ada Lovelace met Charles Babbage ."}]
+    with reasoning_server() as url:
+        lm = LiteLLM("openai/stub-reasoner", api_base=url)
+        text = lm.complete(messages)
+        reply = lm.reply(messages)
+        with pytest.raises(LMError, match="no text"):  # it thought, and never answered
+            lm.reply([{"role": "user", "content": "Havana"}])
+    assert text == reply.text and text.startswith("entity<|#|>Ada Lovelace")
+    assert reply.reasoning == REASONING
