@@ -48,6 +48,8 @@ def parse_args():
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
+    p.add_argument("--import-cache", type=Path, help="copy the LM answers of an older run's SQLite file first "
+                   "(e.g. one made before a schema change): its calls are then replayed for free")
     return p.parse_args()
 
 
@@ -58,6 +60,20 @@ def configure(args) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{db}"
     os.environ["PROMPTLOOP_MODELS"] = json.dumps({args.model: f"local/{resolve(args.model).name}"})
     os.environ["PROMPTLOOP_LM_MAX_TOKENS"] = str(args.max_tokens)
+
+
+def import_cache(engine, path: Path) -> int:
+    """LM answers from another SQLite file (only the stable columns), keeping answers already here."""
+    import sqlite3
+
+    from shared.lm import cache_insert
+
+    with sqlite3.connect(path) as old:
+        rows = [{"key": k, "model": m, "response": r} for k, m, r in old.execute("SELECT key, model, response FROM lm_cache")]
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(cache_insert(engine), rows)
+    return len(rows)
 
 
 def dev_ids(engine) -> list[int]:
@@ -123,6 +139,8 @@ def main() -> None:
     engine = get_engine(settings)
     upgrade(engine)
     import_datasets(engine, settings.datasets_dir, names=["conll04"])
+    if args.import_cache:
+        print(f"imported {import_cache(engine, args.import_cache)} cached LM answers from {args.import_cache}", flush=True)
     dev = dev_ids(engine)
     test = [ExampleRef("dataset", i, FAMILY) for i in dev[:args.test]]
     search = [ExampleRef("dataset", i, FAMILY) for i in dev[-(args.search + args.val):-args.val]]
