@@ -169,7 +169,9 @@ class ScriptedLM(_TextOnly):
     - ``hash``: a short text derived from a hash of the messages.
     - ``follow``: an extractor whose answer depends on the prompt the way a small model's does
       (``follow_prompt``), so a better prompt really scores better in tests of the optimizers;
-    - ``reflect``: a proposal model that turns the feedback it is shown into a rule (``reflect_on``).
+    - ``reflect``: a proposal model that turns the feedback it is shown into a rule (``reflect_on``);
+    - ``propose``: a proposal model that answers DSPy's instruction-proposal prompts (MIPROv2's
+      ``GroundedProposer``) in DSPy's chat-adapter format (``propose_on``).
     ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
     containing that text (tests of failure handling); ``crash_on`` kills its own process with SIGKILL
     (a model that takes its worker down: out of memory, a native crash); ``hang_on`` never answers (a
@@ -187,7 +189,7 @@ class ScriptedLM(_TextOnly):
         self.fail_on = query.get("fail_on", [None])[0]
         self.crash_on = query.get("crash_on", [None])[0]
         self.hang_on = query.get("hang_on", [None])[0]
-        if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect"):
+        if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect", "propose"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
     @property
@@ -215,6 +217,8 @@ class ScriptedLM(_TextOnly):
             return follow_prompt(messages)
         if self.behaviour == "reflect":
             return reflect_on(messages)
+        if self.behaviour == "propose":
+            return propose_on(messages)
         match = _INPUT_TEXT.search(messages[-1]["content"])
         text = match.group(1) if match else messages[-1]["content"]
         names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
@@ -257,6 +261,32 @@ def reflect_on(messages: list[dict]) -> str:
     if "should not have been extracted" in prompt:
         rules.append("Extract only entities the text names; never the extractor itself.")
     return "```\n" + (" ".join(rules) or "Extract every named entity.") + "\n```"
+
+
+_OUTPUT_FIELDS = re.compile(r"Your output fields are:\n(.*?)\nAll interactions", re.S)
+
+
+def propose_on(messages: list[dict]) -> str:
+    """A scripted proposal model for DSPy's signatures: every output field the prompt asks for, answered.
+
+    The instruction it proposes (``proposed_instruction``) depends on what the proposal prompt shows,
+    the way a real proposer's does: a prompting tip makes it ask for the completion delimiter, worked
+    examples (task demos) make it rule out extracting the extractor; with neither it stays generic.
+    """
+    system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+    block = _OUTPUT_FIELDS.search(system)
+    fields = re.findall(r"^\d+\. `(\w+)`", block.group(1), re.M) if block else []
+    user = messages[-1]["content"]
+    rules = []
+    if re.search(r"\[\[ ## tip ## \]\]\n\S", user):
+        rules.append("Always end the answer with the completion delimiter line.")
+    demos = re.search(r"\[\[ ## task_demos ## \]\]\n(.*?)\n", user)
+    if demos and demos.group(1).strip() and not demos.group(1).startswith("No task demos"):
+        rules.append("Extract only entities the text names; never the extractor itself.")
+    answers = {"proposed_instruction": " ".join(rules) or "Extract every named entity in the text."}
+    other = "Short news sentences that name people, organizations and places."  # summaries, descriptions
+    parts = [f"[[ ## {name} ## ]]\n{answers.get(name, other)}" for name in fields]
+    return "\n\n".join(parts + ["[[ ## completed ## ]]"])
 
 
 def get_lm(model_key: str, settings: Settings):
