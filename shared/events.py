@@ -124,10 +124,10 @@ def parse_event(raw: bytes, max_bytes: int) -> Metric | Feedback | Example:
         raise InvalidEvent(f"oversized: {len(raw)} bytes > limit {max_bytes}")
     try:
         event = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
+        raise InvalidEvent(f"invalid event: {_reason(str(exc))}") from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"invalid event: payload: Invalid JSON: {exc}") from None
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"invalid event: {_reason(str(exc))}") from None
     if not _event_id_ok(event.event_id):
         raise InvalidEvent(f"invalid event: event_id: not a UUID: {event.event_id!r:.60}")
     if event.v not in SCHEMA_VERSIONS:

@@ -68,6 +68,19 @@ def test_a_nul_anywhere_is_refused_even_among_other_escapes():
         parse_event(mutate(family="\u00e9\n\x00"), 10_000)
 
 
+@pytest.mark.parametrize("payload, reason", [
+    (mutate(event_id="DELETE"), "invalid event: event_id: Field required"),
+    (mutate(tokens_in=1.5), "invalid event: tokens_in: Expected `int | null`, got `float`"),
+    (mutate(variant="x" * 201), "invalid event: variant: Expected `str` of length <= 200"),
+    (b'{"v": 1, "kind": "metric"', "invalid event: payload: Invalid JSON: "),
+])
+def test_reasons_name_the_field_and_say_what_was_expected(payload, reason):
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(payload, 10_000)
+    assert str(refused.value).startswith(reason)
+    assert ("Invalid JSON" in str(refused.value)) == ("Invalid JSON" in reason)
+
+
 def test_oversized_payloads_are_refused_before_parsing():
     with pytest.raises(InvalidEvent, match="oversized: 20001 bytes > limit 20000"):
         parse_event(b" " * 20_001, 20_000)
