@@ -47,6 +47,7 @@ def parse_args():
     p.add_argument("--budget-calls", type=int, default=300)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per core; 1 on a busy machine)")
     p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
     p.add_argument("--import-cache", type=Path, help="copy the LM answers of an older run's SQLite file first "
                    "(e.g. one made before a schema change): its calls are then replayed for free")
@@ -60,6 +61,7 @@ def configure(args) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{db}"
     os.environ["PROMPTLOOP_MODELS"] = json.dumps({args.model: f"local/{resolve(args.model).name}"})
     os.environ["PROMPTLOOP_LM_MAX_TOKENS"] = str(args.max_tokens)
+    os.environ.setdefault("PROMPTLOOP_LOCAL_THREADS", str(args.threads))
 
 
 def import_cache(engine, path: Path) -> int:
@@ -154,7 +156,7 @@ def main() -> None:
         run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer="demos",
                                     budget_calls=args.budget_calls, budget_minutes=24 * 60, seed=args.seed,
                                     objective=OBJECTIVE, optimizer_options={"candidates": args.candidates},
-                                    train=search, val=val)
+                                    train=search, val=val, chunk_size=2)
     started = time.monotonic()
 
     def progress(record, history, calls_left):
@@ -183,7 +185,7 @@ def main() -> None:
         if label == "LightRAG default" and args.skip_default:
             continue
         print(f"scoring {label} on {len(test)} unseen dev sentences...", flush=True)
-        scores = score_variant(engine, settings, variant_id, test)
+        scores = score_variant(engine, settings, variant_id, test, batch_size=2)
         table[label] = summarize(scores, measured_seconds(engine, variant_id, test),
                                  output_tokens(settings, args.model, scores.outputs))
         print(json.dumps(table[label]), flush=True)

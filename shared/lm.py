@@ -122,6 +122,8 @@ class LocalGGUF(_TextOnly):
     path: Path
     n_ctx: int = 4096
     max_tokens: int = 1024
+    #: CPU threads (0: one per core); not part of the cache key, since it does not change the answer.
+    threads: int = 0
 
     @property
     def name(self) -> str:
@@ -141,7 +143,7 @@ class LocalGGUF(_TextOnly):
                               "pip install 'promptloop[local]'") from exc
             if not self.path.exists():
                 raise LMError(f"{self.path} is missing: run `promptloop models fetch`")
-            _LLAMAS[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=os.cpu_count(),
+            _LLAMAS[key] = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.threads or os.cpu_count(),
                                  chat_format="chatml", verbose=False)
         return _LLAMAS[key]
 
@@ -303,7 +305,8 @@ def get_lm(model_key: str, settings: Settings):
 
         target = spec.split("/", 1)[1]
         path = Path(target) if target.endswith(".gguf") else model_path(settings.models_dir, target)
-        return LocalGGUF(spec, path, n_ctx=settings.local_n_ctx, max_tokens=settings.lm_max_tokens)
+        return LocalGGUF(spec, path, n_ctx=settings.local_n_ctx, max_tokens=settings.lm_max_tokens,
+                         threads=settings.local_threads)
     return LiteLLM(spec, api_base=settings.lm_api_base, max_tokens=settings.lm_max_tokens)
 
 

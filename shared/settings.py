@@ -84,6 +84,9 @@ class Settings(BaseSettings):
                              alias="PROMPTLOOP_MODELS_DIR")
     #: Context window for in-process GGUF models (LightRAG's extraction prompt alone is ~1,800 tokens).
     local_n_ctx: int = Field(4096, ge=512, le=131_072, alias="PROMPTLOOP_LOCAL_N_CTX")
+    #: CPU threads of an in-process GGUF model (0: one per core). On a machine shared with other busy
+    #: processes, fewer threads than cores avoids llama.cpp's threads spinning while they wait for a core.
+    local_threads: int = Field(0, ge=0, le=512, alias="PROMPTLOOP_LOCAL_THREADS")
 
     # Optimization.
     #: Family -> optimizer name ("demos", "gepa"), JSON; families not named use "gepa".

@@ -130,6 +130,11 @@ def _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimiz
     return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
 
 
+def _chunk_size(run) -> int:
+    """Examples per evaluation chunk: smaller chunks spread over more workers and save progress sooner."""
+    return int(json.loads(run.settings).get("chunk_size") or 10)
+
+
 def settings_timeout(settings: Settings) -> float:
     """The default time budget: ``OptimizationConfig.optimization_timeout_minutes``."""
     from ..config import OptimizationConfig
@@ -151,7 +156,7 @@ def _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, pro
     config["demos"] = proposal.demos
     variant_id = run.parent_id if trial == 0 else trial_variant(engine, run.id, trial, run.family, run.model,
                                                                 proposal.template, run.parent_id)
-    scores = score_variant(engine, settings, variant_id, train, runner)
+    scores = score_variant(engine, settings, variant_id, train, runner, batch_size=_chunk_size(run))
     score = objective(scores, weights)
     metrics = scores.means()
     if scores.errors:
@@ -173,8 +178,8 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
         why = f"{reason}; no candidate beat the parent on the search set"
         runs.finish(engine, run.id, token, status="done", reason=why, result={"search": search})
         return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, "search": search}
-    parent_val = score_variant(engine, settings, run.parent_id, val, runner)
-    best_val = score_variant(engine, settings, best["variant_id"], val, runner)
+    parent_val = score_variant(engine, settings, run.parent_id, val, runner, batch_size=_chunk_size(run))
+    best_val = score_variant(engine, settings, best["variant_id"], val, runner, batch_size=_chunk_size(run))
     runs.add_cost(engine, run.id, token, ttl_s, lm_calls=parent_val.lm_calls + best_val.lm_calls,
                   cached=parent_val.cached + best_val.cached, seconds=parent_val.seconds + best_val.seconds)
     validation = {"parent": parent_val.means(), "candidate": best_val.means(),

@@ -42,7 +42,7 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
                        n_train: int = 10, n_val: int = 10, seed: int = 0, objective: dict | None = None,
                        optimizer_options: dict | None = None, train: list[ExampleRef] | None = None,
                        val: list[ExampleRef] | None = None, proposer: str | None = None,
-                       job_id: str | None = None) -> int:
+                       job_id: str | None = None, chunk_size: int = 10) -> int:
     """Record a pending optimization of family x model and return its id (run it with ``run_optimization``)."""
     get_family(family)
     get_optimizer(optimizer)
@@ -57,7 +57,8 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
     if train is None or val is None:
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
-               "objective": objective, "optimizer_options": optimizer_options or {}, "proposer": proposer or model}
+               "objective": objective, "optimizer_options": optimizer_options or {}, "proposer": proposer or model,
+               "chunk_size": chunk_size}
     return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])
 

@@ -74,7 +74,10 @@ class SearchTools:
         self.check(len(refs))
         variant_id = self.run.parent_id if template == self.parent else trial_variant(
             self.engine, self.run.id, _name_of(template), self.run.family, self.run.model, template, self.run.parent_id)
-        scores = score_variant(self.engine, self.settings, variant_id, refs, self.runner)
+        import json
+
+        chunk = int(json.loads(self.run.settings).get("chunk_size") or 10)
+        scores = score_variant(self.engine, self.settings, variant_id, refs, self.runner, batch_size=chunk)
         if full and index < len(self.history):
             return scores  # replayed from the LM cache after a resume: already checkpointed
         self.calls += scores.lm_calls
