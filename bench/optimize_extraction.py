@@ -12,7 +12,9 @@ is compared with LightRAG's default on ``--test`` dev sentences that neither set
 ones of dev, so the first 30 are the sentences ``bench/lightrag_baseline.py`` used).
 
 Everything lives in one SQLite file (``--db``): the LM cache, the run's checkpoints, the scores. Run
-it again after an interruption and it resumes (cached calls cost nothing). Seconds per call are the
+it again after an interruption and it resumes (cached calls cost nothing). ``--export-cache F.jsonl``
+writes the LM answers as text (committed under ``bench/results/``), and ``--import-cache F.jsonl`` on
+another machine or after a schema change replays them for free. Seconds per call are the
 ones measured when each call was really made. Results: ``bench/results/optimize_extraction.<model>.json``
 and ``.md``, and the exported ``entity_extraction.<model>.lightrag.json``.
 """
@@ -49,6 +51,7 @@ def parse_args():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per core; 1 on a busy machine)")
     p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
+    p.add_argument("--export-cache", type=Path, help="write this bench's LM answers as JSONL and exit")
     p.add_argument("--import-cache", type=Path, help="copy the LM answers of an older run's SQLite file first "
                    "(e.g. one made before a schema change): its calls are then replayed for free")
     return p.parse_args()
@@ -70,11 +73,28 @@ def import_cache(engine, path: Path) -> int:
 
     from shared.lm import cache_insert
 
-    with sqlite3.connect(path) as old:
-        rows = [{"key": k, "model": m, "response": r} for k, m, r in old.execute("SELECT key, model, response FROM lm_cache")]
+    if path.suffix == ".jsonl":  # what --export-cache writes: one answer a line, small enough to commit
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    else:
+        with sqlite3.connect(path) as old:
+            rows = [{"key": k, "model": m, "response": r}
+                    for k, m, r in old.execute("SELECT key, model, response FROM lm_cache")]
     if rows:
         with engine.begin() as conn:
             conn.execute(cache_insert(engine), rows)
+    return len(rows)
+
+
+def export_cache(engine, path: Path) -> int:
+    """Every LM answer of this bench as JSONL (key, model, response), for a later --import-cache."""
+    from sqlalchemy import select
+
+    from shared.models import LMCacheEntry
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(LMCacheEntry.key, LMCacheEntry.model, LMCacheEntry.response)
+                            .order_by(LMCacheEntry.created_at, LMCacheEntry.key)).all()
+    path.write_text("".join(json.dumps({"key": k, "model": m, "response": r}) + "\n" for k, m, r in rows))
     return len(rows)
 
 
@@ -141,6 +161,9 @@ def main() -> None:
     engine = get_engine(settings)
     upgrade(engine)
     import_datasets(engine, settings.datasets_dir, names=["conll04"])
+    if args.export_cache:
+        print(f"exported {export_cache(engine, args.export_cache)} LM answers to {args.export_cache}")
+        return
     if args.import_cache:
         print(f"imported {import_cache(engine, args.import_cache)} cached LM answers from {args.import_cache}", flush=True)
     dev = dev_ids(engine)
