@@ -146,16 +146,14 @@ def parse_event(raw: bytes, max_bytes: int) -> Metric | Feedback | Example:
     return event
 
 
+_CANONICAL_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").fullmatch
+_ANY_ID = _EVENT_ID.fullmatch
+
+
 def _event_id_ok(event_id: str) -> bool:
-    # The canonical form (what producers send) by slicing and bytes.fromhex; anything else by regex.
-    if len(event_id) == 36 and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-":
-        digits = event_id[:8] + event_id[9:13] + event_id[14:18] + event_id[19:23] + event_id[24:]
-        try:
-            # 32 characters making 16 bytes are 32 hex digits (fromhex skips only whitespace).
-            return len(bytes.fromhex(digits)) == 16
-        except ValueError:
-            return False
-    return _EVENT_ID.fullmatch(event_id) is not None
+    # The canonical form (what producers send) by its own regex, a single C call; anything else by
+    # the general one (its optional hyphens make it slower).
+    return _CANONICAL_ID(event_id) is not None or _ANY_ID(event_id) is not None
 
 
 def _reason(message: str) -> str:

@@ -12,6 +12,7 @@ read-only, disk full: keep the rows and retry later).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
 import psycopg
@@ -101,27 +102,45 @@ def refuses_writes(conn: Connection) -> bool:
     return conn.execute(text("SHOW transaction_read_only")).scalar_one() == "on"
 
 
-def insert_events(conn: Connection, kind: str, rows: list[tuple]) -> int:
-    """Insert rows for one event kind, skipping event_ids already stored; returns rows inserted."""
-    if not rows:
+def insert_events(conn: Connection, kind: str, rows: Iterable[tuple]) -> int:
+    """Insert rows for one event kind, skipping event_ids already stored; returns rows inserted.
+
+    ``rows`` may be an iterator: on PostgreSQL they are copied as it yields them, so the rows of a
+    batch still being parsed are already on their way in.
+    """
+    if isinstance(rows, list) and not rows:
         return 0
     table = EVENT_TABLES[kind].__table__
     if conn.dialect.name == "postgresql":
+        rows = iter(rows)
+        copied: list[tuple] = []  # kept for the staged insert, should a duplicate abort the COPY
         try:
             with conn.begin_nested():
-                _copy(conn, table.name, COLUMNS[kind], rows)
-            return len(rows)
+                _copy(conn, table.name, COLUMNS[kind], _kept(rows, copied))
+            return len(copied)
         except psycopg.errors.UniqueViolation:
-            return _staged_insert(conn, table, COLUMNS[kind], rows)
+            copied.extend(rows)  # any the COPY had not read yet
+            return _staged_insert(conn, table, COLUMNS[kind], copied)
+    rows = list(rows)
+    if not rows:
+        return 0
     stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
     return conn.execute(stmt, [dict(zip(COLUMNS[kind], row)) for row in rows]).rowcount
 
 
-def _copy(conn: Connection, table: str, columns: list[str], rows: list[tuple]) -> None:
+def _kept(rows: Iterator[tuple], kept: list[tuple]) -> Iterator[tuple]:
+    append = kept.append
+    for row in rows:
+        append(row)
+        yield row
+
+
+def _copy(conn: Connection, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        write_row = copy.write_row
         for row in rows:
-            copy.write_row(row)
+            write_row(row)
 
 
 def _staged_insert(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> int:

@@ -6,6 +6,7 @@ anything. Broker and result backend URLs come from the environment (``REDIS_URL`
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Iterable
 
@@ -81,3 +82,6 @@ def _fresh_connections_after_fork(**_):
     # Connections opened in the parent must not be shared with forked children.
     reset_engine()
     reset_redis()
+    # Everything loaded so far lives as long as the process: out of the collector's sight, full
+    # collections walk only what tasks allocate (ingest's batches, chiefly), not the whole worker.
+    gc.freeze()
