@@ -151,7 +151,8 @@ def with_guidance(family: str, parent: PromptTemplate, text: str) -> PromptTempl
     if old:
         escaped_old = old.replace("{", "{{").replace("}", "}}")
         instruction = instruction.replace(f"{GUIDANCE}\n{escaped_old}\n\n", "", 1)
-    body = " ".join(text.split()) if len(text) < 400 else text.strip()
+    # One paragraph: the section ends at the first blank line (``guidance_of`` reads it back that way).
+    body = " ".join(text.split())
     block = f"{GUIDANCE}\n{body.replace('{', '{{').replace('}', '}}')}\n\n"
     for anchor in _ANCHORS:
         if anchor in instruction:
