@@ -35,11 +35,11 @@ def optimize(ctx: typer.Context,
              family: Optional[str] = typer.Option(None, help="Prompt family, e.g. entity_extraction."),
              model: Optional[str] = typer.Option(None, help="Model key from PROMPTLOOP_MODELS."),
              optimizer: Optional[str] = typer.Option(None, help="demos, mipro or gepa (default: PROMPTLOOP_OPTIMIZERS)."),
-             budget_calls: Optional[int] = typer.Option(None, help="LM calls the run may spend."),
-             budget_minutes: Optional[float] = typer.Option(None, help="Wall time the run may spend."),
+             budget_calls: Optional[int] = typer.Option(None, min=1, help="LM calls the run may spend."),
+             budget_minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall time the run may spend."),
              dataset: Optional[str] = typer.Option(None, help="Optimize on an imported dataset instead of production examples."),
-             train: Optional[int] = typer.Option(None, help="Search examples."),
-             val: Optional[int] = typer.Option(None, help="Validation examples."),
+             train: Optional[int] = typer.Option(None, min=1, help="Search examples."),
+             val: Optional[int] = typer.Option(None, min=1, help="Validation examples."),
              seed: int = typer.Option(0),
              on_workers: bool = typer.Option(False, "--on-workers", help="Run as a job on the optimize queue; "
                                              "candidates are scored on the evaluate queue.")) -> None:
@@ -62,9 +62,17 @@ def optimize(ctx: typer.Context,
         _fail(str(exc))
     console.print(f"optimization run {run_id}: {family} on {model}")
     if on_workers:
+        from kombu.exceptions import OperationalError as BrokerError
+
+        from shared.optimize.runs import request_cancel
         from tasks.optimize import optimize_run
 
-        optimize_run.delay(run_id)
+        try:
+            optimize_run.delay(run_id)
+        # kombu raises OperationalError; Celery's Redis result backend gives up with RuntimeError.
+        except (BrokerError, RuntimeError) as exc:
+            request_cancel(engine, run_id)  # nothing will run it: don't leave it pending
+            _fail(f"could not reach the broker at {s.redis_url} ({exc}); start Redis, or run without --on-workers", 1)
         _follow(engine, run_id)
     else:
         _run_here(engine, s, run_id)
@@ -127,7 +135,7 @@ def _print_run(engine, run_id: int) -> None:
 
 
 @optimize_app.command("cancel")
-def cancel(run_id: int = typer.Argument(..., help="The run to stop.")) -> None:
+def cancel(run_id: int = typer.Argument(..., min=1, max=2 ** 63 - 1, help="The run to stop.")) -> None:
     """Ask a running optimization to stop after its current candidate."""
     from shared.optimize.runs import request_cancel
 
@@ -141,7 +149,7 @@ def cancel(run_id: int = typer.Argument(..., help="The run to stop.")) -> None:
 
 @optimize_app.command("history")
 def history(family: Optional[str] = typer.Option(None), model: Optional[str] = typer.Option(None),
-            limit: int = typer.Option(20)) -> None:
+            limit: int = typer.Option(20, min=1)) -> None:
     """Past optimization runs per family x model: outcome, cost, validation score against the parent."""
     from shared.optimize.history import run_history
 

@@ -19,16 +19,24 @@ from workers.app import app
 from workers.queues import Queue
 
 
-def score_on_workers(engine, settings, batch_id: int, chunks: list[dict], poll_s: float = 0.5) -> None:
-    """A scoring runner: the candidate's chunks go to the ``evaluate`` queue; wait until all are scored."""
+def score_on_workers(engine, settings, batch_id: int, chunks: list[dict], stop=None, poll_s: float = 0.5) -> None:
+    """A scoring runner: the candidate's chunks go to the ``evaluate`` queue; wait until all are scored.
+
+    ``stop()`` is checked while waiting, so a cancel, a lost lease or the run's time limit ends the wait
+    (no evaluate worker, or chunks stuck behind optimize tasks, would otherwise hold the run forever).
+    """
     from shared.evaluation import batch_progress
     from tasks.evaluate import dispatch_batch
 
     dispatch_batch(batch_id, chunks)
+    checked = 0.0
     while True:
         done, total, _ = batch_progress(engine, batch_id)
         if done >= total:
             return
+        if stop is not None and time.monotonic() - checked > 2:
+            stop()
+            checked = time.monotonic()
         time.sleep(poll_s)
 
 

@@ -61,6 +61,9 @@ def run_optimization(engine: Engine, settings: Settings, run_id: int, runner: Ru
             return _optimize(engine, settings, run, token, ttl_s, runner, beat, progress)
         except runs.LeaseLost as exc:
             return {"run_id": run_id, "status": "lease_lost", "reason": str(exc)}
+        except (Cancelled, StopSearch) as exc:  # raised while a candidate was being scored
+            runs.finish(engine, run_id, token, status="stopped", reason=str(exc))
+            return {"run_id": run_id, "status": "stopped", "reason": str(exc)}
         except DBAPIError:
             raise  # the database is out: the task retries; checkpoints keep what was scored
         except Exception as exc:  # an optimizer or data error: record it, a retry would fail the same way
@@ -79,6 +82,7 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
     ctx = RunContext(engine=engine, settings=settings, run_id=run.id, family=run.family, model=run.model,
                      seed=run.seed, parent=parent, options=opts.get("optimizer_options", {}), train=train)
     optimizer = get_optimizer(run.optimizer)
+    runner = _with_stop(runner, engine, run, beat, budget_s)
     history = runs.load_trials(engine, run.id)
     if hasattr(optimizer, "search"):
         return _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimizer, ctx, history,
@@ -105,7 +109,7 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
             break
         record = _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, proposal, train, weights)
         history.append(record)
-        calls += record["lm_calls"] + proposal.proposal_calls
+        calls += record["lm_calls"]  # proposal calls are part of the trial's count
         seconds += record["seconds"]
         if progress:
             progress(record, history, budget_calls - calls)
@@ -130,6 +134,26 @@ def _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimiz
     return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
 
 
+def _with_stop(runner, engine, run, beat, budget_s):
+    """The runner, given a ``stop`` check: lost lease, cancel, or twice the time budget (a hard stop
+    while a candidate is scored; the soft limit between candidates reserves time for validation)."""
+    deadline = time.monotonic() + 2 * budget_s - run.seconds
+
+    def stop() -> None:
+        if beat.lost:
+            raise runs.LeaseLost(f"optimization run {run.id}: lease renewal failed")
+        if runs.cancelled(engine, run.id):
+            raise Cancelled("cancelled by an operator")
+        if time.monotonic() > deadline:
+            raise StopSearch(f"time: stopped while scoring, past twice the {budget_s / 60:.1f}-minute budget")
+
+    def run_chunks(engine_, settings_, batch_id, chunks, stop=None) -> None:
+        runner(engine_, settings_, batch_id, chunks, stop=check)
+
+    check = stop
+    return run_chunks
+
+
 def _chunk_size(run) -> int:
     """Examples per evaluation chunk: smaller chunks spread over more workers and save progress sooner."""
     return int(json.loads(run.settings).get("chunk_size") or 10)
@@ -150,9 +174,9 @@ def _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, pro
             config["refused"] = reasons
             variant_id = run.parent_id
             runs.record_trial(engine, run.id, token, ttl_s, trial=trial, variant_id=variant_id, config=config,
-                              score=-1.0, metrics={}, lm_calls=0, cached=0, seconds=0.0)
+                              score=-1.0, metrics={}, lm_calls=proposal.proposal_calls, cached=0, seconds=0.0)
             return {"trial": trial, "variant_id": variant_id, "config": config, "score": -1.0, "metrics": {},
-                    "lm_calls": 0, "seconds": 0.0}
+                    "lm_calls": proposal.proposal_calls, "seconds": 0.0}
     config["demos"] = proposal.demos
     variant_id = run.parent_id if trial == 0 else trial_variant(engine, run.id, trial, run.family, run.model,
                                                                 proposal.template, run.parent_id)
@@ -170,7 +194,7 @@ def _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, pro
 
 def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx) -> dict:
     base = history[0]["score"] if history else None
-    scored = [h for h in history[1:] if h["score"] >= 0]
+    scored = [h for h in history[1:] if "refused" not in h["config"]]
     best = max(scored, key=lambda h: (h["score"], -h["trial"])) if scored else None
     search = {"trials": len(history), "parent_score": base, "best_trial": best and best["trial"],
               "best_score": best and best["score"], "stop": reason}
@@ -189,6 +213,11 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
     if "format_compliance" in validation["parent"] and accepted_best < accepted_parent:
         why = (f"{reason}; best candidate refused: LightRAG's parser accepted {accepted_best:.2f} of its validation "
                f"outputs against the parent's {accepted_parent:.2f}")
+        runs.finish(engine, run.id, token, status="done", reason=why, result=result)
+        return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, **result}
+    if validation["candidate_objective"] <= validation["parent_objective"]:
+        why = (f"{reason}; best candidate not registered: on the validation set it scored "
+               f"{validation['candidate_objective']:.3f} against the parent's {validation['parent_objective']:.3f}")
         runs.finish(engine, run.id, token, status="done", reason=why, result=result)
         return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, **result}
     template = _template_of(engine, best["variant_id"])

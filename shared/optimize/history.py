@@ -58,7 +58,9 @@ def trends(engine: Engine) -> list[dict]:
 def find_variant(engine: Engine, ref: str) -> PromptVariant:
     """A variant by id or ``family/model/name``; ``LookupError`` saying what was not found."""
     with Session(engine, expire_on_commit=False) as session:
-        if ref.isdigit():
+        if ref.isdecimal() and ref.isascii():
+            if not 0 < int(ref) < 2 ** 63:
+                raise LookupError(f"no variant {ref!r} (see `promptloop variants list`)")
             variant = session.get(PromptVariant, int(ref))
         else:
             parts = ref.split("/")

@@ -135,7 +135,7 @@ def guidance_of(family: str, template: PromptTemplate) -> str:
     instruction = components(family, template)["instruction"]
     if GUIDANCE not in instruction:
         return ""
-    block = instruction.split(GUIDANCE + "\n", 1)[1].split("\n\n", 1)[0]
+    block = instruction.split(GUIDANCE + "\n", 1)[1].split("\n\n", 1)[0].strip()
     return block.replace("{{", "{").replace("}}", "}")
 
 
@@ -148,9 +148,12 @@ def with_guidance(family: str, parent: PromptTemplate, text: str) -> PromptTempl
     """
     instruction = components(family, parent)["instruction"]
     old = guidance_of(family, parent)
-    if old:
+    if old:  # the section sits before an anchor ("...\n\n") or ends the text ("...\n")
         escaped_old = old.replace("{", "{{").replace("}", "}}")
-        instruction = instruction.replace(f"{GUIDANCE}\n{escaped_old}\n\n", "", 1)
+        section = f"{GUIDANCE}\n{escaped_old}\n"
+        at = instruction.index(section)
+        end = at + len(section) + (1 if instruction[at + len(section):at + len(section) + 1] == "\n" else 0)
+        instruction = instruction[:at] + instruction[end:]
     # One paragraph: the section ends at the first blank line (``guidance_of`` reads it back that way).
     body = " ".join(text.split())
     block = f"{GUIDANCE}\n{body.replace('{', '{{').replace('}', '}}')}\n\n"

@@ -86,6 +86,13 @@ def request_cancel(engine: Engine, run_id: int) -> str:
         conn.execute(update(OptimizationRun).where(OptimizationRun.id == run_id).values(cancel_requested=True))
         conn.execute(update(OptimizationRun).where(OptimizationRun.id == run_id, OptimizationRun.status == "pending")
                      .values(status="stopped", stop_reason="cancelled before it started", finished_at=_now()))
+        # A running run whose holder is gone (its lease ran out) has nobody to see the request: stop it
+        # here, and take the token so a holder that comes back cannot write.
+        conn.execute(update(OptimizationRun).where(
+            OptimizationRun.id == run_id, OptimizationRun.status == "running",
+            OptimizationRun.lease_expires_at < _now()).values(
+            status="stopped", stop_reason="cancelled by an operator (its holder was gone)", finished_at=_now(),
+            lease_token=OptimizationRun.lease_token + 1, lease_expires_at=None))
         return conn.execute(select(OptimizationRun.status).where(OptimizationRun.id == run_id)).scalar_one()
 
 

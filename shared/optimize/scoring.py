@@ -24,7 +24,8 @@ from ..lm import cache_key, cache_lookup, get_lm
 from ..models import EvaluationScore, PromptVariant
 from ..settings import Settings
 
-#: (engine, settings, batch id, chunks) -> None once every chunk has been scored.
+#: (engine, settings, batch id, chunks, stop=callable) -> None once every chunk has been scored; ``stop()``
+#: raises when the run must end (cancelled, lease lost, past its time) and is called while waiting.
 Runner = Callable[[Engine, Settings, int, list[dict]], None]
 
 
@@ -56,9 +57,11 @@ def objective(scores: TrialScores, weights: dict[str, float]) -> float:
     return math.fsum(w * scores.mean(metric) for metric, w in weights.items())
 
 
-def in_process(engine: Engine, settings: Settings, batch_id: int, chunks: list[dict]) -> None:
+def in_process(engine: Engine, settings: Settings, batch_id: int, chunks: list[dict], stop=None) -> None:
     """Score every chunk here, one after another (CLI without workers, benchmarks, tests)."""
     for chunk in chunks:
+        if stop is not None:
+            stop()
         run_evaluation_chunk(engine, settings, chunk["batch_id"], chunk["variant_id"], chunk["examples"])
     finish_evaluation_batch(engine, batch_id)  # as the workers' chord callback does: the batch reads "done"
 
@@ -81,7 +84,7 @@ def _cached_count(engine: Engine, settings: Settings, variant: PromptVariant, re
 
 
 def score_variant(engine: Engine, settings: Settings, variant_id: int, refs: list[ExampleRef],
-                  runner: Runner = in_process, batch_size: int = 10) -> TrialScores:
+                  runner: Runner = in_process, batch_size: int = 10, stop=None) -> TrialScores:
     """Score one variant on ``refs`` through an evaluation batch; results in the order of ``refs``."""
     with Session(engine, expire_on_commit=False) as session:
         variant = session.get(PromptVariant, variant_id)
@@ -89,7 +92,7 @@ def score_variant(engine: Engine, settings: Settings, variant_id: int, refs: lis
     cached = _cached_count(engine, settings, variant, refs)
     started = time.perf_counter()
     batch_id, chunks = create_evaluation_batch(engine, refs, [variant], batch_size=batch_size)
-    runner(engine, settings, batch_id, chunks)
+    runner(engine, settings, batch_id, chunks, stop=stop)
     with engine.connect() as conn:
         rows = {(r.example_source, r.example_id): r for r in conn.execute(
             select(EvaluationScore).where(EvaluationScore.batch_id == batch_id))}

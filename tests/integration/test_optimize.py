@@ -72,7 +72,7 @@ def test_two_optimizations_run_at_once_on_two_workers(stack, tmp_path):
         names = conn.execute(select(PromptVariant.family, PromptVariant.name)
                              .where(PromptVariant.status == "candidate")).all()
     assert [r.status for r in runs] == ["done", "done"]
-    assert {owner.split(":")[1] for _, owner in runs} and len({o for _, o in runs}) == 2
+    assert len({owner for _, owner in runs}) == 2  # two holders
     assert sorted(names) == [("entity_extraction", "DSPY_A"), ("relationship_extraction", "DSPY_A")]
     logs = [(stack.workdir / f"{w}.log").read_text() for w in ("opt1", "opt2")]
     assert all("optimize_run" in log and "succeeded" in log for log in logs), "each worker ran one optimization"

@@ -102,7 +102,10 @@ def test_time_budget_stops_the_run(env):
     settings, engine = env
     run_id = start(settings, engine, budget_minutes=1e-6)
     out = run_optimization(engine, settings, run_id)
-    assert out["reason"].startswith("time:") and len(load_trials(engine, run_id)) == 1
+    # Past twice the budget even the first candidate is cut short (a hard stop while scoring).
+    assert out["reason"].startswith("time:") and out["status"] == "stopped"
+    assert len(load_trials(engine, run_id)) <= 1 and load_run(engine, run_id).status == "stopped"
+
 
 
 def test_cancel_stops_a_running_run_and_a_pending_one(env):
@@ -153,3 +156,13 @@ def test_unknown_names_get_one_clear_sentence(env):
         start(settings, engine, model="x")
     with pytest.raises(ValueError, match="unknown prompt family"):
         start(settings, engine, family="poems")
+
+
+def test_cancel_stops_a_run_whose_holder_is_gone(env):
+    settings, engine = env
+    run_id = start(settings, engine)
+    assert claim(engine, run_id, "gone", ttl_s=0.01) == 1
+    time.sleep(0.05)
+    assert request_cancel(engine, run_id) == "stopped"
+    run = load_run(engine, run_id)
+    assert run.stop_reason == "cancelled by an operator (its holder was gone)" and run.lease_token == 2
