@@ -171,10 +171,15 @@ def main() -> None:
     search = [ExampleRef("dataset", i, FAMILY) for i in dev[-(args.search + args.val):-args.val]]
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
+    wanted = {"candidates": args.candidates, "budget_calls": args.budget_calls}
     with engine.connect() as conn:
-        run_id = conn.execute(select(OptimizationRun.id).where(OptimizationRun.family == FAMILY,
-                                                               OptimizationRun.model == args.model)
-                              .order_by(OptimizationRun.id.desc())).scalar()
+        earlier = conn.execute(select(OptimizationRun.id, OptimizationRun.settings, OptimizationRun.status).where(
+            OptimizationRun.family == FAMILY, OptimizationRun.model == args.model, OptimizationRun.seed == args.seed)
+            .order_by(OptimizationRun.id.desc())).all()
+    # Resume (or reuse) the run made with these arguments; a failed one, or other arguments, start anew.
+    run_id = next((i for i, text, status in earlier if status != "failed" and wanted == {
+        "candidates": json.loads(text)["optimizer_options"].get("candidates"),
+        "budget_calls": json.loads(text)["budget_calls"]}), None)
     if run_id is None:
         run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer="demos",
                                     budget_calls=args.budget_calls, budget_minutes=24 * 60, seed=args.seed,

@@ -54,7 +54,10 @@ def _run(task, run_id: int) -> dict:
         if isinstance(expires, datetime):
             expires = expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
             wait = max(1.0, (expires - datetime.now(timezone.utc)).total_seconds() + 1)
-        raise task.retry(countdown=wait, max_retries=None)
+        # Sent again rather than retried: a retry would count toward max_retries, which is meant for
+        # database outages, and a long wait would exhaust it.
+        optimize_run.apply_async((run_id,), countdown=wait)
+        return {"run_id": run_id, "status": "held", "reason": outcome["reason"], "resent_in_s": wait}
     return {k: v for k, v in outcome.items() if k in ("run_id", "status", "reason", "candidate")}
 
 

@@ -16,7 +16,8 @@ from ..families import get_family
 from ..metrics import normalize_name, parse_extraction
 from .base import RunContext
 from .promptset import InvalidCandidate, guidance_of, with_guidance
-from .tools import SearchTools
+from .runs import LeaseLost
+from .tools import Cancelled, SearchTools, StopSearch
 
 NAME = "gepa"
 DEFAULTS = {"reflection_minibatch_size": 3, "candidate_selection": "pareto"}
@@ -57,12 +58,19 @@ class TemplateAdapter:
 
     propose_new_texts = None  # GEPA's own reflective proposal, with the reflection LM below
 
-    def __init__(self, ctx: RunContext, tools: SearchTools):
+    def __init__(self, ctx: RunContext, tools: SearchTools, failures: dict | None = None):
         self.ctx, self.tools = ctx, tools
         self.family = get_family(ctx.family)
+        self.failures = failures or {"in_a_row": 0, "last": None}
 
     def evaluate(self, batch, candidate: dict, capture_traces: bool = False):
         from gepa.core.adapter import EvaluationBatch
+
+        if self.failures["in_a_row"] >= 3:
+            last = self.failures["last"]
+            if isinstance(last, (StopSearch, Cancelled, LeaseLost)):
+                raise last
+            raise StopSearch(f"the proposal model failed 3 times in a row ({type(last).__name__}: {last})")
 
         full = list(batch) == list(self.ctx.train)
         try:
@@ -105,13 +113,25 @@ def search(ctx: RunContext, tools: SearchTools) -> str:
 
     opts = {**DEFAULTS, **ctx.options}
 
+    # GEPA catches every exception its proposal step raises and goes on; a dead proposal model would make
+    # it loop on cached minibatches until the budget. Count failures and stop at the next evaluation.
+    failures = {"in_a_row": 0, "last": None}
+
     def reflect(prompt) -> str:
         messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-        return tools.complete(messages)
+        try:
+            text = tools.complete(messages)
+        except Exception as exc:
+            failures["in_a_row"] += 1
+            failures["last"] = exc
+            raise
+        failures["in_a_row"] = 0
+        return text
 
+    adapter = TemplateAdapter(ctx, tools, failures)
     result = gepa.optimize(
         seed_candidate={COMPONENT: seed_text(ctx)}, trainset=list(ctx.train), valset=list(ctx.train),
-        adapter=TemplateAdapter(ctx, tools), reflection_lm=reflect,
+        adapter=adapter, reflection_lm=reflect,
         reflection_minibatch_size=opts["reflection_minibatch_size"],
         candidate_selection_strategy=opts["candidate_selection"], max_metric_calls=tools.budget_calls,
         seed=ctx.seed, logger=_Log(), display_progress_bar=False, raise_on_exception=True, skip_perfect_score=False)

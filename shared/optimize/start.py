@@ -48,6 +48,9 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
     get_optimizer(optimizer)
     if model not in settings.models:
         raise ValueError(f"no model configured for {model!r}; PROMPTLOOP_MODELS has {', '.join(settings.models)}")
+    if proposer and proposer not in settings.models:
+        raise ValueError(f"no model configured for the proposer {proposer!r}; PROMPTLOOP_MODELS has "
+                         f"{', '.join(settings.models)}")
     if budget_calls < 1:
         raise ValueError("the LM-call budget must be at least 1")
     parent = active_variant(engine, family, model)

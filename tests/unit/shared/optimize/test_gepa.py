@@ -35,3 +35,22 @@ def test_feedback_names_what_was_missed_and_invented():
     assert "parser rejected" in text and "Missed entities: Carol." in text
     assert "should not have been extracted: Bob Inc." in text
     assert feedback("entity_extraction", None, None, None, "LMError: timeout") == "The call failed: LMError: timeout."
+
+
+def test_a_failing_proposal_model_stops_gepa_with_the_reason(env):
+    settings, engine = env
+    settings.models["broken"] = "scripted/extract?fail_on=a"  # fails on every prompt
+    run_id = start_optimization(engine, settings, family="entity_extraction", model="m", optimizer="gepa",
+                                dataset="conll04", n_train=6, n_val=6, budget_calls=200, proposer="broken")
+    out = run_optimization(engine, settings, run_id)
+    assert "the proposal model failed 3 times in a row (LMError" in out["reason"]
+    assert load_run(engine, run_id).lm_calls < 100  # it stopped, it did not loop until the budget
+
+
+def test_an_unknown_proposer_is_refused_at_start(env):
+    settings, engine = env
+    import pytest
+
+    with pytest.raises(ValueError, match="no model configured for the proposer 'nope'"):
+        start_optimization(engine, settings, family="entity_extraction", model="m", optimizer="gepa",
+                           dataset="conll04", n_train=6, n_val=6, proposer="nope")
