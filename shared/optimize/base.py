@@ -33,9 +33,8 @@ class RunContext:
 
 @dataclass
 class Proposal:
-    """A candidate template and what it is (JSON-able), plus LM calls spent making it."""
+    """A candidate template and what it is (JSON-able), with the demos it adds (for the DSPy program)."""
 
     template: PromptTemplate
     config: dict
-    proposal_calls: int = 0
     demos: list[dict] = field(default_factory=list)

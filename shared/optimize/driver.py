@@ -21,11 +21,11 @@ from ..settings import Settings
 from . import runs
 from .base import Proposal, RunContext
 from .program import program_state
-from .promptset import check_invariants, components
+from .promptset import components
 from .registry import get_optimizer
-from .scoring import Runner, TrialScores, in_process, objective, score_variant
+from .scoring import Runner, in_process, objective, score_variant
 from .tools import Cancelled, SearchTools, StopSearch
-from .variants import register_candidate, trial_variant
+from .variants import register_candidate
 
 log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = {"overall": 1.0}
@@ -36,6 +36,7 @@ def _refs(ids: str, family: str) -> list[ExampleRef]:
 
 
 def _parent(engine: Engine, parent_id: int) -> PromptTemplate:
+    """A variant's template (the run's parent, or a trial's)."""
     from sqlalchemy import select
 
     with engine.connect() as conn:
@@ -84,54 +85,36 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
     optimizer = get_optimizer(run.optimizer)
     runner = _with_stop(runner, engine, run, beat, budget_s)
     history = runs.load_trials(engine, run.id)
-    if hasattr(optimizer, "search"):
-        return _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimizer, ctx, history,
-                       budget_calls, budget_s, parent, train, val, weights)
-    calls, seconds = run.lm_calls, run.seconds
-    reason = None
-    while reason is None:
-        if beat.lost:
-            raise runs.LeaseLost(f"optimization run {run.id}: lease renewal failed")
-        if runs.cancelled(engine, run.id):
-            runs.finish(engine, run.id, token, status="stopped", reason="cancelled by an operator")
-            return {"run_id": run.id, "status": "stopped", "reason": "cancelled by an operator"}
-        per_call = seconds / calls if calls else 0.0
-        if calls + len(train) + 2 * len(val) > budget_calls:
-            reason = f"budget: {calls} of {budget_calls} LM calls used (validation reserved)"
-            break
-        if seconds + per_call * (len(train) + 2 * len(val)) > budget_s:
-            reason = f"time: {seconds / 60:.1f} of {budget_s / 60:.1f} minutes used (validation reserved)"
-            break
-        trial = len(history)
-        proposal = Proposal(parent, {"kind": "parent"}) if trial == 0 else optimizer.propose(ctx, history)
-        if proposal is None:
-            reason = f"search finished: {trial - 1} candidates scored"
-            break
-        record = _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, proposal, train, weights)
-        history.append(record)
-        calls += record["lm_calls"]  # proposal calls are part of the trial's count
-        seconds += record["seconds"]
-        if progress:
-            progress(record, history, budget_calls - calls)
-    return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
-
-
-def _search(engine, settings, run, token, ttl_s, runner, beat, progress, optimizer, ctx, history, budget_calls,
-            budget_s, parent, train, val, weights) -> dict:
-    """A search-style optimizer (GEPA, MIPROv2) drives its own loop through ``SearchTools``."""
     tools = SearchTools(engine=engine, settings=settings, run=run, token=token, ttl_s=ttl_s, runner=runner,
                         parent=parent, train=train, weights=weights, beat=beat, history=history,
                         budget_calls=budget_calls, budget_s=budget_s, reserve_calls=2 * len(val), progress=progress)
     ctx.score = tools
     try:
-        tools.score(parent, config={"kind": "parent"})
-        reason = optimizer.search(ctx, tools) or "search finished"
+        if hasattr(optimizer, "search"):
+            # A search replays its steps after a resume (the LM cache answers them); checkpointed trials
+            # are not recorded again.
+            tools.score(parent, config={"kind": "parent"})
+            reason = optimizer.search(ctx, tools) or "search finished"
+        else:
+            reason = _propose_loop(optimizer, ctx, tools, parent, history)
     except StopSearch as exc:
         reason = str(exc)
     except Cancelled as exc:
         runs.finish(engine, run.id, token, status="stopped", reason=str(exc))
         return {"run_id": run.id, "status": "stopped", "reason": str(exc)}
     return _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx)
+
+
+def _propose_loop(optimizer, ctx: RunContext, tools: SearchTools, parent: PromptTemplate, history: list) -> str:
+    """Propose-style optimizers (demo search): trial ``i`` depends only on the seed and the history, so a
+    resumed run goes on at the first trial that was not checkpointed."""
+    tools.full_evaluations = len(history)
+    while True:
+        trial = len(history)
+        proposal = Proposal(parent, {"kind": "parent"}) if trial == 0 else optimizer.propose(ctx, history)
+        if proposal is None:
+            return f"search finished: {trial - 1} candidates scored"
+        tools.score(proposal.template, config={**proposal.config, "demos": proposal.demos})
 
 
 def _with_stop(runner, engine, run, beat, budget_s):
@@ -166,32 +149,6 @@ def settings_timeout(settings: Settings) -> float:
     return OptimizationConfig().optimization_timeout_minutes
 
 
-def _score_trial(engine, settings, run, token, ttl_s, runner, parent, trial, proposal, train, weights) -> dict:
-    config = dict(proposal.config)
-    if trial > 0:
-        reasons = check_invariants(run.family, parent, proposal.template)
-        if reasons:  # refused: recorded with its reasons, never scored, never stored as a candidate
-            config["refused"] = reasons
-            variant_id = run.parent_id
-            runs.record_trial(engine, run.id, token, ttl_s, trial=trial, variant_id=variant_id, config=config,
-                              score=-1.0, metrics={}, lm_calls=proposal.proposal_calls, cached=0, seconds=0.0)
-            return {"trial": trial, "variant_id": variant_id, "config": config, "score": -1.0, "metrics": {},
-                    "lm_calls": proposal.proposal_calls, "seconds": 0.0}
-    config["demos"] = proposal.demos
-    variant_id = run.parent_id if trial == 0 else trial_variant(engine, run.id, trial, run.family, run.model,
-                                                                proposal.template, run.parent_id)
-    scores = score_variant(engine, settings, variant_id, train, runner, batch_size=_chunk_size(run))
-    score = objective(scores, weights)
-    metrics = scores.means()
-    if scores.errors:
-        metrics["first_error"] = scores.errors[0][:300]
-    runs.record_trial(engine, run.id, token, ttl_s, trial=trial, variant_id=variant_id, config=config, score=score,
-                      metrics=metrics, lm_calls=scores.lm_calls + proposal.proposal_calls, cached=scores.cached,
-                      seconds=scores.seconds)
-    return {"trial": trial, "variant_id": variant_id, "config": config, "score": score, "metrics": metrics,
-            "lm_calls": scores.lm_calls + proposal.proposal_calls, "seconds": scores.seconds}
-
-
 def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx) -> dict:
     base = history[0]["score"] if history else None
     scored = [h for h in history[1:] if "refused" not in h["config"]]
@@ -220,7 +177,7 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
                f"{validation['candidate_objective']:.3f} against the parent's {validation['parent_objective']:.3f}")
         runs.finish(engine, run.id, token, status="done", reason=why, result=result)
         return {"run_id": run.id, "status": "done", "reason": why, "candidate": None, **result}
-    template = _template_of(engine, best["variant_id"])
+    template = _parent(engine, best["variant_id"])
     parts = components(run.family, template)
     result["program"] = program_state(run.family, template, parts["instruction"], best["config"].get("demos", []))
     for attempt in range(3):  # another run of the same family x model may take the same DSPY_ name first
@@ -234,7 +191,3 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
     final = runs.load_run(engine, run.id)
     return {"run_id": run.id, "status": "done", "reason": final.stop_reason, "candidate": final.best_variant_id,
             **result}
-
-
-def _template_of(engine: Engine, variant_id: int) -> PromptTemplate:
-    return _parent(engine, variant_id)
