@@ -14,18 +14,6 @@ from promptloop_client import Client, wire
 from promptloop_client.client import MIN_EVENT_BYTES
 
 
-@pytest.fixture
-def server():
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def client(server):
-    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
-    yield c
-    c.close(1)
-
-
 def stream_events(server) -> list[dict]:
     r = fakeredis.FakeRedis(server=server)
     return [json.loads(line) for _, fields in r.xrange(wire.STREAM) for line in fields[b"b"].split(b"\n")]

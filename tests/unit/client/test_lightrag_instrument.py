@@ -6,22 +6,10 @@ import json
 import fakeredis
 import pytest
 
-from promptloop_client import Client, wire
+from promptloop_client import wire
 from promptloop_client.lightrag import instrument
 
 EXTRACTION = "You are a Knowledge Graph Specialist responsible for extracting entities and relationships"
-
-
-@pytest.fixture
-def server():
-    return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def client(server):
-    c = Client(connection=fakeredis.FakeRedis(server=server), flush_interval=0.01)
-    yield c
-    c.close(1)
 
 
 def events(server):

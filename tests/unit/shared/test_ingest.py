@@ -7,7 +7,6 @@ The same guarantees are proven on real redis-server, PostgreSQL and Celery worke
 import json
 import time
 
-import fakeredis
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -16,21 +15,9 @@ from promptloop_client.client import Client
 from shared.constants import GROUP, STREAM
 from shared.db import make_engine
 from shared.ingest import Ingestor, ensure_group
-from shared.migrate import upgrade
 from shared.store import OUTAGE, ROWS, refusal, storable_text
 from shared.models import DeadLetter, FeedbackEvent, MetricEvent, ProductionExample
-
-
-@pytest.fixture
-def r():
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
-    upgrade(e)
-    return e
+from tests.unit.shared.ingest_fixtures import engine, r  # noqa: F401  (fixtures)
 
 
 def count(engine, model) -> int:

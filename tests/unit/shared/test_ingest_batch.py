@@ -3,28 +3,14 @@ other events around it (invalid ones, other entries, other kinds) were; the coll
 
 import gc
 
-import fakeredis
 import pytest
 from sqlalchemy import select, text
 
 from promptloop_client.client import Client
 from shared.constants import STREAM
-from shared.db import make_engine
 from shared.ingest import Ingestor
-from shared.migrate import upgrade
 from shared.models import DeadLetter, FeedbackEvent, MetricEvent
-
-
-@pytest.fixture
-def r():
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
-def engine(tmp_path):
-    e = make_engine(f"sqlite:///{tmp_path / 'ingest.db'}")
-    upgrade(e)
-    return e
+from tests.unit.shared.ingest_fixtures import engine, r  # noqa: F401  (fixtures)
 
 
 def metric(i: int) -> bytes:
