@@ -13,6 +13,7 @@ import json
 import math
 import os
 import threading
+import zlib
 
 #: The Redis Stream every producer appends to.
 STREAM = "promptloop:events"
@@ -115,3 +116,47 @@ def encode_fields(kind: str, ts: float, keys: tuple, values: tuple) -> bytes:
             parts.append(repr(value))
     parts.append("}")
     return "".join(parts).encode()
+
+
+# ----- rollout state: what promptloop publishes and producers read to route calls -----------------
+#
+# ``ROLLOUT_VERSION_KEY`` holds an integer that promptloop increments on every change of the state;
+# ``ROLLOUT_STATE_KEY`` holds the whole state as UTF-8 JSON, written before the version is bumped:
+#
+#   {"version": 7,
+#    "routes": {"<family>": {"<model>": {
+#        "incumbent": {"name": "baseline", "template": {"system": "...", "user": "...", "lightrag": {...}}},
+#        "candidate": {"name": "DSPY_A", "template": {...}} or null,
+#        "percentage": 0.25,          # share of routing keys served by the candidate, 0..1
+#        "salt": "rollout-12"}}}}     # per rollout: which keys are in the share
+#
+# A template is ``PromptTemplate.to_json()``'s object (``lightrag`` maps LightRAG ``PROMPTS`` keys to
+# the values that make a stock LightRAG send it; null for promptloop's own families).
+# Producers poll the version (GET, one small key) and read the state only when it changed.
+
+#: The rollout state's JSON (see above).
+ROLLOUT_STATE_KEY = "promptloop:rollout:state"
+#: An integer bumped after every write of ``ROLLOUT_STATE_KEY``.
+ROLLOUT_VERSION_KEY = "promptloop:rollout:version"
+#: Buckets a routing key falls into; a candidate at percentage p serves buckets ``< p * BUCKETS``,
+#: so keys already on the candidate stay on it as p grows.
+BUCKETS = 10_000
+
+
+def bucket(routing_key: str | bytes, salt: str) -> int:
+    """The bucket (0..BUCKETS-1) of ``routing_key`` in a rollout salted ``salt``: the same on every
+    host and process (crc32, not Python's randomised ``hash``)."""
+    data = routing_key.encode("utf-8", "surrogatepass") if isinstance(routing_key, str) else routing_key
+    h = zlib.crc32(data, zlib.crc32(salt.encode("utf-8")))
+    # crc32 is linear: mix it (murmur3's finaliser) so nearby keys spread over the buckets.
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h % BUCKETS
+
+
+def serves_candidate(routing_key: str | bytes, salt: str, percentage: float) -> bool:
+    """Whether ``routing_key`` goes to the candidate of a rollout at ``percentage`` (0..1)."""
+    return bucket(routing_key, salt) < round(percentage * BUCKETS)
