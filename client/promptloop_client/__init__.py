@@ -1,7 +1,8 @@
 """promptloop's producer: emit feedback, metric and example events from LightRAG to Redis.
 
 Use a ``Client`` directly, or the module-level functions, which share one client configured by
-``configure()`` or, on first use, from ``PROMPTLOOP_REDIS_URL`` / ``REDIS_URL``.
+``configure()`` or, on first use, from ``PROMPTLOOP_REDIS_URL`` / ``REDIS_URL``. Routing calls to
+prompt variants: a ``Router``, or ``select_variant`` with the shared router (``configure_router()``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ import threading
 
 from .client import Client
 from .monitor import monitored as _monitored
+from .routing import Router, Selection
 from .wire import STREAM
 
 __all__ = ["Client", "STREAM", "configure", "get_client", "feedback", "metric", "example", "monitored",
-           "flush", "close", "stats"]
+           "flush", "close", "stats", "Router", "Selection", "configure_router", "get_router", "select_variant"]
 
 _default: Client | None = None
 _default_lock = threading.Lock()
+_router: Router | None = None
+
+
+def _url(redis_url: str | None) -> str:
+    return redis_url or os.environ.get("PROMPTLOOP_REDIS_URL") or os.environ.get("REDIS_URL") \
+        or "redis://localhost:6379/0"
 
 
 def configure(redis_url: str | None = None, **options) -> Client:
@@ -26,8 +34,7 @@ def configure(redis_url: str | None = None, **options) -> Client:
     with _default_lock:
         if _default is not None:
             _default.close()
-        url = redis_url or os.environ.get("PROMPTLOOP_REDIS_URL") or os.environ.get("REDIS_URL")
-        _default = Client(url or "redis://localhost:6379/0", **options)
+        _default = Client(_url(redis_url), **options)
         return _default
 
 
@@ -66,8 +73,30 @@ def flush(timeout: float | None = 10.0) -> bool:
 
 
 def close(timeout: float = 5.0) -> bool:
-    """Close the shared client, if one was created."""
+    """Close the shared client and router, if they were created."""
+    if _router is not None:
+        _router.close()
     return _default.close(timeout) if _default is not None else True
+
+
+def configure_router(redis_url: str | None = None, **options) -> Router:
+    """Create (or replace) the shared router used by ``select_variant``; URL as in ``configure``."""
+    global _router
+    with _default_lock:
+        if _router is not None:
+            _router.close()
+        _router = Router(_url(redis_url), **options)
+        return _router
+
+
+def get_router() -> Router:
+    """The shared router, created from the environment on first use."""
+    return _router or configure_router()
+
+
+def select_variant(family: str, model: str, routing_key, default: str = "baseline") -> Selection:
+    """See ``Router.select_variant``."""
+    return get_router().select_variant(family, model, routing_key, default)
 
 
 def stats() -> dict:
