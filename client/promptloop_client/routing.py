@@ -23,6 +23,7 @@ from typing import NamedTuple, Optional
 import redis
 
 from . import wire
+from .client import _name
 
 log = logging.getLogger("promptloop_client")
 
@@ -44,8 +45,9 @@ class _Route(NamedTuple):
 
 
 def _selection(obj, candidate: bool) -> Selection:
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not obj["name"]:
-        raise ValueError("a variant needs a non-empty name")
+    if not isinstance(obj, dict):
+        raise ValueError("a variant must be an object")
+    _name(obj.get("name"), "variant")  # a name events can carry
     template = obj.get("template")
     if template is not None and not isinstance(template, dict):
         raise ValueError("a template must be an object or null")
