@@ -18,11 +18,13 @@ console = Console()
 def _register_subcommands() -> None:
     from cli.evaluate import datasets_app, models_app
     from cli.optimize import optimize_app, variants_app
+    from cli.rollout import rollout_app
 
     app.add_typer(optimize_app, name="optimize")
     app.add_typer(variants_app, name="variants")
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(models_app, name="models")
+    app.add_typer(rollout_app, name="rollout")
 ALL_QUEUES = "ingest,evaluate,optimize,control"
 
 

@@ -17,4 +17,11 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": interval,
             "options": {"expires": interval * 1.5},
         },
+        # Judge running rollouts on live evidence (promote a step, roll back, hold) and republish
+        # the routing state producers read, repairing a Redis that lost it. Safe when two beats run.
+        "check-rollouts": {
+            "task": "tasks.control.check_rollouts",
+            "schedule": settings.rollout_check_s,
+            "options": {"expires": settings.rollout_check_s * 1.5},
+        },
     }

@@ -286,3 +286,86 @@ class OptimizationTrial(Base):
     metrics: Mapped[str] = mapped_column(Text)
     lm_calls: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PromptBackup(Base):
+    """A copy of the variant serving family x model, taken before a candidate is deployed over it."""
+
+    __tablename__ = "prompt_backups"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    family: Mapped[str] = mapped_column(String(KIND_MAX))
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    template: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CandidateValidation(Base):
+    """The recorded stages of one ``validate_candidate``: invariants, paired comparison, regressions."""
+
+    __tablename__ = "candidate_validations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"), index=True)
+    incumbent_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    #: JSON list of {"stage", "passed", "reason", ...} in the order they ran.
+    stages: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Rollout(Base):
+    """A candidate reaching family x model's traffic step by step, or being rolled back.
+
+    Every change is a compare-and-set on ``version`` (``shared.rollout.state``): two beats, a retried
+    task or an operator acting at the same moment cannot skip or repeat a step. ``open_key`` is
+    "family|model" while the rollout is open and NULL after, so at most one is open per family x model.
+    """
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(String(KIND_MAX))
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    open_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    incumbent_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"))
+    backup_id: Mapped[int] = mapped_column(ForeignKey("prompt_backups.id"))
+    validation_id: Mapped[int | None] = mapped_column(ForeignKey("candidate_validations.id"))
+    #: running | paused -> promoted | rolled_back
+    status: Mapped[str] = mapped_column(String(32), default="running")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    percentage: Mapped[float] = mapped_column(Float)
+    hold_s: Mapped[float] = mapped_column(Float)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    step_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: JSON: the last gate verdict (decision, reason, per-metric evidence), refreshed on every check.
+    last_check: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RolloutTransition(Base):
+    """One change of a rollout (deployed, promoted a step, paused, rolled back...), with its reason."""
+
+    __tablename__ = "rollout_transitions"
+    __table_args__ = (UniqueConstraint("rollout_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), index=True)
+    #: The rollout's version this transition produced: one row per version, never two.
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    from_percentage: Mapped[float | None] = mapped_column(Float)
+    to_percentage: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(NAME_MAX))
+    reason: Mapped[str] = mapped_column(Text)
+    #: JSON: the evidence (gate verdict) behind an automatic transition.
+    evidence: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -103,6 +103,22 @@ class Settings(BaseSettings):
     optimize_train: int = Field(20, ge=1, alias="PROMPTLOOP_OPTIMIZE_TRAIN")
     optimize_val: int = Field(20, ge=1, alias="PROMPTLOOP_OPTIMIZE_VAL")
 
+    # Safe replacement.
+    #: Held-out examples a candidate and the incumbent are compared on (paired) before deployment.
+    validation_examples: int = Field(30, ge=2, alias="PROMPTLOOP_VALIDATION_EXAMPLES")
+    #: Confidence (paired bootstrap) that the candidate is better, needed to deploy it (the seed's 0.8).
+    min_confidence_for_deployment: float = Field(0.8, ge=0, le=1, alias="PROMPTLOOP_MIN_CONFIDENCE")
+    #: A candidate metric may fall this far below the incumbent's on validation (absolute, 0..1 metrics).
+    validation_tolerance: float = Field(0.02, ge=0, le=1, alias="PROMPTLOOP_VALIDATION_TOLERANCE")
+    #: How long each rollout step (10, 25, 50, 75 %) holds before it may be promoted.
+    rollout_hold_s: float = Field(3600.0, ge=0, alias="PROMPTLOOP_ROLLOUT_HOLD_S")
+    #: How often beat checks running rollouts and republishes their state to Redis.
+    rollout_check_s: float = Field(15.0, gt=0, alias="PROMPTLOOP_ROLLOUT_CHECK_S")
+    #: Live calls each arm needs before the gate decides anything.
+    rollout_min_samples: int = Field(50, ge=2, alias="PROMPTLOOP_ROLLOUT_MIN_SAMPLES")
+    #: Roll back automatically when the live gate says "worse" (off: pause the rollout instead).
+    rollback_on_failure: bool = Field(True, alias="PROMPTLOOP_ROLLBACK_ON_FAILURE")
+
     def optimizer_for(self, family: str) -> str:
         return self.optimizers.get(family, "gepa")
 
@@ -152,6 +168,8 @@ class Settings(BaseSettings):
             enable_automatic_optimization=self.auto_optimize,
             performance_degradation_threshold=self.performance_threshold,
             feedback_volume_threshold=self.feedback_threshold,
+            min_confidence_for_deployment=self.min_confidence_for_deployment,
+            rollback_on_failure=self.rollback_on_failure,
         )
 
     @property

@@ -21,5 +21,7 @@ ROUTES = {
     "tasks.ingest.*": {"queue": Queue.INGEST.value},
     "tasks.evaluate.*": {"queue": Queue.EVALUATE.value},
     "tasks.optimize.*": {"queue": Queue.OPTIMIZE.value},
+    # Validating a candidate scores it (LM calls, minutes): with the optimizations, not the control tasks.
+    "tasks.replacement.*": {"queue": Queue.OPTIMIZE.value},
     "tasks.control.*": {"queue": Queue.CONTROL.value},
 }

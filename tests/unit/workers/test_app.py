@@ -6,15 +6,19 @@ import pytest
 from kombu.exceptions import ContentDisallowed
 from kombu.serialization import loads
 
-import tasks.evaluate  # noqa: F401  registers the tasks
+import tasks.control  # noqa: F401  registers the tasks
+import tasks.evaluate  # noqa: F401
 import tasks.ingest  # noqa: F401
 import tasks.optimize  # noqa: F401
+import tasks.replacement  # noqa: F401
 from workers.app import app
 from workers.queues import ROUTES, Queue
 
 # Renaming a task strands the messages already queued under the old name: change this list on purpose.
-TASK_NAMES = ["tasks.evaluate.evaluate_chunk", "tasks.evaluate.finish_batch", "tasks.ingest.drain_events",
-              "tasks.optimize.optimize_all_families", "tasks.optimize.optimize_family", "tasks.optimize.optimize_run"]
+TASK_NAMES = ["tasks.control.check_rollouts", "tasks.control.publish_rollouts", "tasks.evaluate.evaluate_chunk",
+              "tasks.evaluate.finish_batch", "tasks.ingest.drain_events",
+              "tasks.optimize.optimize_all_families", "tasks.optimize.optimize_family", "tasks.optimize.optimize_run",
+              "tasks.replacement.validate_and_deploy"]
 
 
 def test_registered_task_names_are_stable():

@@ -1,4 +1,5 @@
-"""An embedded database with CoNLL04 imported and a prompt-sensitive scripted model ("scripted/follow")."""
+"""Shared by the optimization and rollout tests: an embedded database with CoNLL04 imported and a
+prompt-sensitive scripted model ("scripted/follow")."""
 
 import pytest
 
