@@ -46,9 +46,9 @@ class Stack:
             **extra,
         }
 
-    def _spawn(self, args: list[str], log: str) -> subprocess.Popen:
+    def _spawn(self, args: list[str], log: str, **env) -> subprocess.Popen:
         out = open(self.workdir / f"{log}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=self.env(),
+        proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=self.env(**env),
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
@@ -57,8 +57,11 @@ class Stack:
         """``promptloop worker`` as a separate process group (so SIGKILL takes its children too)."""
         return self._spawn(["worker", "-Q", queues, "-c", str(concurrency), "-n", f"{name}@%h"], name)
 
-    def start_beat(self) -> subprocess.Popen:
-        return self._spawn(["beat"], "beat")
+    def start_beat(self, name: str = "beat") -> subprocess.Popen:
+        """``promptloop beat``; a second beat gets its own data directory (its own schedule file)."""
+        data_dir = self.workdir if name == "beat" else self.workdir / name
+        data_dir.mkdir(exist_ok=True)
+        return self._spawn(["beat"], name, PROMPTLOOP_DATA_DIR=str(data_dir))
 
     def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
         os.killpg(proc.pid, sig)
