@@ -20,27 +20,27 @@ class UnsupportedTemplate(ValueError):
     """A template with fields this module cannot invert (positional, indexed, with a format spec)."""
 
 
-def compile_template(template: str) -> "re.Pattern":
-    """The regex that matches what ``template.format(...)`` renders (stripped or not); cached."""
-    pattern = _patterns.get(template)
+def compile_template(template: str, stripped: bool = True) -> "re.Pattern":
+    """The regex that matches what ``template.format(...)`` renders (``stripped``: or its ``strip()``); cached."""
+    pattern = _patterns.get((template, stripped))
     if pattern is None:
         if len(_patterns) >= _MAX_PATTERNS:
             _patterns.clear()
-        pattern = _patterns[template] = re.compile(_regex(template), re.DOTALL)
+        pattern = _patterns[template, stripped] = re.compile(_regex(template, stripped), re.DOTALL)
     return pattern
 
 
-def _regex(template: str) -> str:
+def _regex(template: str, stripped: bool) -> str:
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise UnsupportedTemplate(f"not a str.format template: {exc}") from None
-    out, seen = [r"\s*"], set()
+    out, seen = [r"\s*" if stripped else ""], set()
     last = len(parts) - 1
     for i, (literal, name, spec, conversion) in enumerate(parts):
-        if i == 0:
+        if stripped and i == 0:
             literal = literal.lstrip()
-        if i == last and name is None:
+        if stripped and i == last and name is None:
             literal = literal.rstrip()
         out.append(re.escape(literal))
         if name is None:
@@ -49,7 +49,7 @@ def _regex(template: str) -> str:
             raise UnsupportedTemplate(f"field {{{name}}} is not a plain named field")
         out.append(f"(?P={name})" if name in seen else f"(?P<{name}>.*?)")
         seen.add(name)
-    out.append(r"\s*")
+    out.append(r"\s*" if stripped else "")
     return "".join(out)
 
 
@@ -62,7 +62,9 @@ def invert(template: str, text: str) -> Optional[dict]:
     """``{field: value}`` such that ``template.format(**values)`` is ``text`` (or strips to it);
     None when ``text`` was not rendered from ``template`` or the template cannot be inverted."""
     try:
-        match = compile_template(template).fullmatch(text)
+        # text with whitespace at an end was not stripped: match it exactly (a value keeps its own
+        # trailing newline); text without may have been
+        match = compile_template(template, text == text.strip()).fullmatch(text)
     except (UnsupportedTemplate, re.error, RecursionError):
         return None
     if match is None:

@@ -10,7 +10,14 @@ Covered (each a ``Shape``): entity extraction in text and JSON mode, its gleanin
 (same variant as the chunk's first call; ``history_messages[0]`` re-rendered too), description
 summaries, keyword extraction, and answers (``rag_response`` / ``naive_rag_response`` as the system
 prompt). A call no shape matches (a custom ``system_prompt`` passed to a query, a prompt file with
-other fields) is sent as LightRAG rendered it.
+other fields) is sent as LightRAG rendered it, and so is a call whose ``PROMPTS`` keys the selected
+variant does not define (JSON-mode extraction for a text-mode variant, naive answers for a
+``rag_response`` variant): its incumbent serves if it can, else LightRAG's own prompt.
+
+Known limits: LightRAG's LLM response cache is keyed on the prompt LightRAG rendered, before this
+module replaces it, so a chunk whose extraction is already cached gets the cached answer whatever
+variant is selected (and no LLM call, so no event). Recovering the values costs about 0.1 ms a call
+(regexes over the prompt; the system prompt's values are cached), nothing beside an LLM call.
 """
 
 from __future__ import annotations
@@ -52,6 +59,9 @@ SHAPES = {
                                key="query"),),
     "answer_generation": (Shape("rag_response", None, key="query"), Shape("naive_rag_response", None, key="query")),
 }
+
+#: Families with follow-up calls that must stay on their first call's variant.
+GLEANING_FAMILIES = frozenset(f for f, shapes in SHAPES.items() if any(s.history for s in shapes))
 
 
 class Routed(NamedTuple):
@@ -139,7 +149,7 @@ class LightRAGRouting:
         self.routing_key = routing_key
         self._prompts = prompts
         self._system_cache: dict = {}
-        self._memo: dict = {}  # (family, routing key) -> Selection of a chunk's first call, for its gleaning
+        self._memo: dict = {}  # (family, hash of the routing key) -> Selection of a chunk's first call
         self._memo_size = memo_size
 
     @property
@@ -165,13 +175,15 @@ class LightRAGRouting:
         key = self.routing_key(family, values, prompt) if self.routing_key is not None else None
         if key is None:
             key = values[shape.key]
-        memo_key = (family, key)
+        elif not isinstance(key, (str, bytes)):
+            key = str(key)  # a document id given as a number
+        memo_key = (family, hash(key))
         selection = self._memo.get(memo_key) if shape.history else None
         if selection is None:
             selection = self.router.select_variant(family, self.model, key, self.variant)
-        if not shape.history:
+        if family in GLEANING_FAMILIES and not shape.history:  # remembered for the chunk's gleaning calls
             if len(self._memo) >= self._memo_size:
-                del self._memo[next(iter(self._memo))]
+                self._memo.pop(next(iter(self._memo), None), None)
             self._memo[memo_key] = selection
         for choice in (selection, self.router.incumbent(family, self.model, self.variant)):
             if choice.template is None:  # "use your own prompt"

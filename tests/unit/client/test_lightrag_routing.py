@@ -93,7 +93,8 @@ def test_gleaning_stays_on_the_chunks_variant_even_if_the_state_changes_between(
 def test_a_routing_key_function_routes_by_document(client, server, router):
     publish(server, 0.5)
     router.refresh()
-    doc = next(d for d in (f"doc-{i}" for i in range(100)) if router.select_variant("entity_extraction", "3b", d).candidate)
+    doc = next(d for d in (f"doc-{i}" for i in range(100))
+               if router.select_variant("entity_extraction", "3b", d).candidate)
     seen = []
 
     def by_document(family, values, prompt):

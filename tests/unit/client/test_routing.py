@@ -51,7 +51,8 @@ def test_the_share_matches_the_contract_and_is_within_binomial_bounds(r, router)
     sel = router.select_variant("entity_extraction", "3b", next(iter(chosen)))
     assert sel == Selection("DSPY_A", CANDIDATE["template"], True)
     other = next(k for k in KEYS if k not in chosen)
-    assert router.select_variant("entity_extraction", "3b", other) == Selection("baseline", INCUMBENT["template"], False)
+    assert router.select_variant("entity_extraction", "3b", other) == \
+        Selection("baseline", INCUMBENT["template"], False)
 
 
 def test_sticky_and_growing_keeps_the_first_share(r, router):
@@ -182,7 +183,8 @@ def test_a_key_with_lone_surrogates_routes_like_wire_bucket(r, router):
     publish(r, state(0.5))
     router.refresh()
     key = "text \udcff from a bad decode"
-    assert router.select_variant("entity_extraction", "3b", key).candidate == wire.serves_candidate(key, "rollout-1", 0.5)
+    expected = wire.serves_candidate(key, "rollout-1", 0.5)
+    assert router.select_variant("entity_extraction", "3b", key).candidate == expected
 
 
 def test_the_module_level_select_variant_uses_the_shared_router(monkeypatch, r):
@@ -195,3 +197,26 @@ def test_the_module_level_select_variant_uses_the_shared_router(monkeypatch, r):
         assert pc.select_variant("entity_extraction", "3b", "k").name == "DSPY_A"
     finally:
         pc._router.close()
+
+
+def test_a_forked_child_refreshes_in_its_own_thread(r):
+    import os
+
+    publish(r, state(0.0))
+    rt = Router(r, refresh_interval=0.02)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: its copy of the fake server changes, its own thread must see it
+            code = 1
+            try:
+                publish(r, state(1.0))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not rt.select_variant("entity_extraction", "3b", "k").candidate:
+                    time.sleep(0.01)
+                code = 0 if rt.select_variant("entity_extraction", "3b", "k").candidate else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        rt.close()

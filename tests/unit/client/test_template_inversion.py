@@ -41,7 +41,8 @@ def candidate():
                 "---Role---\n", f"---Role---\n{MARKER}\n", 1),
             "entity_extraction_user_prompt": PROMPTS["entity_extraction_user_prompt"].replace(
                 "---Input Text---", "---Input Text (candidate)---"),
-            "entity_extraction_examples": [e + "\n" for e in PROMPTS["entity_extraction_examples"]] + ["(no more examples)"]}
+            "entity_extraction_examples": [e + "\n" for e in PROMPTS["entity_extraction_examples"]]
+            + ["(no more examples)"]}
 
 
 @pytest.mark.parametrize("key, values", [
@@ -117,3 +118,29 @@ def test_other_families_are_recovered():
     shape, values = recover(SHAPES["answer_generation"], PROMPTS, "Where?", system, None, {})
     assert shape.system == "naive_rag_response" and values["query"] == "Where?"
     assert recover(SHAPES["answer_generation"], PROMPTS, "Where?", "You are a custom system prompt.", None, {}) is None
+
+
+def test_other_families_render_as_lightrag_would_after_prompts_update():
+    keys = ("keywords_extraction", "keywords_extraction_examples", "summarize_entity_descriptions", "rag_response")
+    variant = {k: [e + " (variant)" for e in PROMPTS[k]] if isinstance(PROMPTS[k], list)
+               else "---Variant---\n" + PROMPTS[k] for k in keys}
+    new = {**PROMPTS, **variant}
+
+    def keywords(p):  # lightrag.operate.extract_keywords_only: not stripped
+        return p["keywords_extraction"].format(query="Where?", language="English",
+                                               examples="\n".join(p["keywords_extraction_examples"]))
+
+    def summary(p):  # _summarize_descriptions: stripped by use_llm_func_with_cache
+        return sanitize(p["summarize_entity_descriptions"].format(
+            description_type="entity", description_name="Curie", description_list='{"Description": "A"}\n',
+            summary_length=200, language="English"))
+
+    def answer(p):  # kg_query: the system prompt, not stripped; a context ending in a newline
+        return p["rag_response"].format(response_type="Bullets", user_prompt="n/a", context_data="ctx\n\n")
+
+    for family, prompt, system, want in (
+            ("query_processing", keywords(PROMPTS), None, (keywords(new), None)),
+            ("summarization", summary(PROMPTS), None, (summary(new), None)),
+            ("answer_generation", "Where?", answer(PROMPTS), ("Where?", answer(new)))):
+        shape, values = recover(SHAPES[family], PROMPTS, prompt, system, None, {})
+        assert render(shape, values, PROMPTS, variant, prompt, system, None) == (*want, None), family
