@@ -28,14 +28,15 @@ def rules_for(settings: Settings) -> GateRules:
     return GateRules(min_samples=settings.rollout_min_samples)
 
 
-def verdict_for(engine: Engine, settings: Settings, rollout: Rollout):
-    """The live gate's verdict on ``rollout`` (candidate against incumbent since the rollout began)."""
+def verdict_for(engine: Engine, settings: Settings, rollout: Rollout, until: datetime | None = None):
+    """The live gate's verdict on ``rollout`` (candidate against incumbent since the rollout began;
+    with ``until``, on the calls made up to then)."""
     with engine.connect() as conn:
         names = dict(conn.execute(select(PromptVariant.id, PromptVariant.name).where(
             PromptVariant.id.in_([rollout.candidate_id, rollout.incumbent_id]))).all())
     since = _aware(rollout.created_at)
-    cand = arm_sums(engine, rollout.family, rollout.model, names[rollout.candidate_id], since)
-    inc = arm_sums(engine, rollout.family, rollout.model, names[rollout.incumbent_id], since)
+    cand = arm_sums(engine, rollout.family, rollout.model, names[rollout.candidate_id], since, until)
+    inc = arm_sums(engine, rollout.family, rollout.model, names[rollout.incumbent_id], since, until)
     return compare_live({k: Arm.from_sums(*v) for k, v in cand.items()},
                         {k: Arm.from_sums(*v) for k, v in inc.items()}, rules_for(settings))
 
