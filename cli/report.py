@@ -53,6 +53,20 @@ def print_optimizations(console: Console, engine) -> None:
     console.print(table)
 
 
+def print_rollouts(console: Console, engine) -> None:
+    """Rollouts, open ones first (``promptloop rollout status ID`` for one rollout's transitions)."""
+    from shared.rollout.status import rollout_table
+
+    rows = rollout_table(engine, limit=5)
+    if not rows:
+        return
+    table = Table("id", "family", "model", "candidate", "over", "status", "share", "last check", title="rollouts")
+    for r in rows:
+        table.add_row(str(r["id"]), r["family"], r["model"], r["candidate"], r["incumbent"], r["status"],
+                      f"{r['percentage']:.0%}", r["last_check"])
+    console.print(table)
+
+
 def _gain(value) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
@@ -84,6 +98,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
             console.print(f"  dead letter {letter['stream_id']}: {letter['reason']}")
         print_evaluations(console, engine)
         print_optimizations(console, engine)
+        print_rollouts(console, engine)
     except SQLAlchemyError as exc:
         console.print(f"[red]database unavailable: {exc.__class__.__name__}: {exc}[/red]")
 

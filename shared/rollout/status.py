@@ -12,7 +12,7 @@ from .state import get, transitions
 
 def _names(engine: Engine, ids) -> dict[int, str]:
     with engine.connect() as conn:
-        return dict(conn.execute(select(PromptVariant.id, PromptVariant.name).where(PromptVariant.id.in_(list(ids)))))
+        return dict(conn.execute(select(PromptVariant.id, PromptVariant.name).where(PromptVariant.id.in_(list(ids)))).all())
 
 
 def _last_check(text: str | None) -> str:
