@@ -369,3 +369,87 @@ class RolloutTransition(Base):
     #: JSON: the evidence (gate verdict) behind an automatic transition.
     evidence: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AlertRule(Base):
+    """The seed's ``AlertConfig`` as data: a metric over a window, compared to a threshold."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    metric_name: Mapped[str] = mapped_column(String(KIND_MAX))
+    threshold: Mapped[float] = mapped_column(Float)
+    comparison: Mapped[str] = mapped_column(String(32))
+    window_minutes: Mapped[float] = mapped_column(Float)
+    min_samples: Mapped[int] = mapped_column(Integer)
+    #: NULL: every family (model).
+    family: Mapped[str | None] = mapped_column(String(KIND_MAX))
+    model: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Alert(Base):
+    """One incident of a rule on one family x variant x model: fired once, resolved once.
+
+    ``open_key`` ("rule|scope") is set while the alert fires and NULL once resolved: at most one
+    firing alert per rule and scope, however many checks run at once.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(600))
+    open_key: Mapped[str | None] = mapped_column(String(700), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Whether the webhook got the firing / the resolution (posted at most once each).
+    fire_posted: Mapped[bool] = mapped_column(Boolean, default=False)
+    resolve_posted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OptimizationTrigger(Base):
+    """Why the real-time optimizer started (or declined to start) an optimization of family x model."""
+
+    __tablename__ = "optimization_triggers"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(String(KIND_MAX))
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    #: degradation | feedback | schedule | manual
+    kind: Mapped[str] = mapped_column(String(32))
+    #: started | skipped
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    #: JSON: the numbers behind the decision.
+    evidence: Mapped[str | None] = mapped_column(Text)
+    #: Unique per incident window, so two beats deciding at once start one optimization.
+    dedupe_key: Mapped[str | None] = mapped_column(String(400), unique=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("optimization_runs.id"))
+    job_id: Mapped[str | None] = mapped_column(String(NAME_MAX))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class Recommendation(Base):
+    """A validated candidate waiting for a person (automatic optimization off), or what became of it."""
+
+    __tablename__ = "recommendations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("prompt_variants.id"), unique=True)
+    family: Mapped[str] = mapped_column(String(KIND_MAX))
+    model: Mapped[str] = mapped_column(String(NAME_MAX))
+    validation_id: Mapped[int | None] = mapped_column(ForeignKey("candidate_validations.id"))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    #: pending | deployed | dismissed
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    reason: Mapped[str] = mapped_column(Text)
+    rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -119,6 +119,24 @@ class Settings(BaseSettings):
     #: Roll back automatically when the live gate says "worse" (off: pause the rollout instead).
     rollback_on_failure: bool = Field(True, alias="PROMPTLOOP_ROLLBACK_ON_FAILURE")
 
+    # The real-time optimizer (the seed's OptimizationConfig, bound to the environment).
+    #: Minimum hours between two automatic optimizations of the same family x model (the cooldown).
+    optimization_interval_hours: float = Field(24.0, gt=0, alias="PROMPTLOOP_OPTIMIZATION_INTERVAL_HOURS")
+    max_concurrent_optimizations: int = Field(3, ge=1, alias="PROMPTLOOP_MAX_CONCURRENT_OPTIMIZATIONS")
+    optimization_timeout_minutes: float = Field(30.0, gt=0, alias="PROMPTLOOP_OPTIMIZATION_TIMEOUT_MINUTES")
+    #: The recent window compared with the family's baseline (the window before it) for degradation.
+    degradation_window_minutes: float = Field(15.0, gt=0, alias="PROMPTLOOP_DEGRADATION_WINDOW_MINUTES")
+    degradation_baseline_hours: float = Field(24.0, gt=0, alias="PROMPTLOOP_DEGRADATION_BASELINE_HOURS")
+
+    # Monitoring.
+    #: How often beat evaluates alert rules and the optimizer's triggers.
+    monitor_interval_s: float = Field(30.0, gt=0, alias="PROMPTLOOP_MONITOR_INTERVAL_S")
+    #: Alerts are POSTed here as JSON when they fire and when they resolve; empty: not posted.
+    alert_webhook_url: str = Field("", alias="PROMPTLOOP_ALERT_WEBHOOK_URL")
+    alert_webhook_timeout_s: float = Field(5.0, gt=0, alias="PROMPTLOOP_ALERT_WEBHOOK_TIMEOUT_S")
+    #: Events and production examples older than this are deleted (0: keep everything).
+    retention_days: float = Field(30.0, ge=0, alias="PROMPTLOOP_RETENTION_DAYS")
+
     def optimizer_for(self, family: str) -> str:
         return self.optimizers.get(family, "gepa")
 
@@ -170,6 +188,9 @@ class Settings(BaseSettings):
             feedback_volume_threshold=self.feedback_threshold,
             min_confidence_for_deployment=self.min_confidence_for_deployment,
             rollback_on_failure=self.rollback_on_failure,
+            optimization_interval_hours=self.optimization_interval_hours,
+            max_concurrent_optimizations=self.max_concurrent_optimizations,
+            optimization_timeout_minutes=self.optimization_timeout_minutes,
         )
 
     @property

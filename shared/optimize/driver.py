@@ -143,10 +143,8 @@ def _chunk_size(run) -> int:
 
 
 def settings_timeout(settings: Settings) -> float:
-    """The default time budget: ``OptimizationConfig.optimization_timeout_minutes``."""
-    from ..config import OptimizationConfig
-
-    return OptimizationConfig().optimization_timeout_minutes
+    """The default time budget: ``optimization_timeout_minutes`` (PROMPTLOOP_OPTIMIZATION_TIMEOUT_MINUTES)."""
+    return settings.optimization_timeout_minutes
 
 
 def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, train, val, weights, reason, ctx) -> dict:
