@@ -25,6 +25,7 @@ def _register_subcommands() -> None:
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(models_app, name="models")
     app.add_typer(rollout_app, name="rollout")
+    app.command("report")(__import__("cli.report_html", fromlist=["report"]).report)
 ALL_QUEUES = "ingest,evaluate,optimize,control"
 
 
