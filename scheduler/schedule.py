@@ -24,4 +24,11 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": settings.rollout_check_s,
             "options": {"expires": settings.rollout_check_s * 1.5},
         },
+        # The real-time optimizer: start optimizations that degradation, feedback volume or the
+        # schedule call for. Safe when two beats run: one optimization per incident (shared.realtime).
+        "optimizer-tick": {
+            "task": "tasks.realtime.tick",
+            "schedule": settings.monitor_interval_s,
+            "options": {"expires": settings.monitor_interval_s * 1.5},
+        },
     }

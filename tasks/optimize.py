@@ -58,6 +58,12 @@ def _run(task, run_id: int) -> dict:
         # database outages, and a long wait would exhaust it.
         optimize_run.apply_async((run_id,), countdown=wait)
         return {"run_id": run_id, "status": "held", "reason": outcome["reason"], "resent_in_s": wait}
+    if outcome["status"] == "done" and outcome.get("candidate"):
+        # The real-time optimizer follows up the runs it started (validate, then deploy or recommend);
+        # it ignores the others and a second notice of the same run.
+        from tasks.realtime import after_optimization
+
+        after_optimization.delay(run_id)
     return {k: v for k, v in outcome.items() if k in ("run_id", "status", "reason", "candidate")}
 
 

@@ -39,7 +39,8 @@ def modules_to_preload(queues: Iterable[str]) -> list[str]:
 
 def make_app(settings: Settings) -> Celery:
     """A Celery app configured from ``settings``."""
-    app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate", "tasks.optimize", "tasks.control", "tasks.replacement"])
+    app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate", "tasks.optimize", "tasks.control", "tasks.replacement",
+                                          "tasks.realtime"])
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,

@@ -24,4 +24,6 @@ ROUTES = {
     # Validating a candidate scores it (LM calls, minutes): with the optimizations, not the control tasks.
     "tasks.replacement.*": {"queue": Queue.OPTIMIZE.value},
     "tasks.control.*": {"queue": Queue.CONTROL.value},
+    # The real-time optimizer's decisions and follow-ups are short; the work they send goes to optimize.
+    "tasks.realtime.*": {"queue": Queue.CONTROL.value},
 }
