@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from shared.settings import Settings
 
+#: Entries beat sends once per slot of their period, however many beats run (``scheduler.slots``).
+SLOTTED = frozenset({"check-alerts", "post-alerts", "cleanup"})
+#: Retention runs once every this many monitor intervals (every 5 minutes at the default 30 s).
+CLEANUP_EVERY = 10
+
 
 def beat_schedule(settings: Settings) -> dict:
     """The schedule for ``settings``; each entry expires after 1.5 periods so ticks never pile up
@@ -30,5 +35,22 @@ def beat_schedule(settings: Settings) -> dict:
             "task": "tasks.realtime.tick",
             "schedule": settings.monitor_interval_s,
             "options": {"expires": settings.monitor_interval_s * 1.5},
+        },
+        # Monitoring (shared.monitoring): alert rules, then the webhook (retries what it has not
+        # acknowledged; a slow webhook delays nothing, each alert posts in its own thread), retention.
+        "check-alerts": {
+            "task": "tasks.monitor.check_alerts",
+            "schedule": settings.monitor_interval_s,
+            "options": {"expires": settings.monitor_interval_s * 1.5},
+        },
+        "post-alerts": {
+            "task": "tasks.monitor.post_alerts",
+            "schedule": settings.monitor_interval_s,
+            "options": {"expires": settings.monitor_interval_s * 1.5},
+        },
+        "cleanup": {
+            "task": "tasks.monitor.cleanup",
+            "schedule": settings.monitor_interval_s * CLEANUP_EVERY,
+            "options": {"expires": settings.monitor_interval_s * CLEANUP_EVERY * 1.5},
         },
     }

@@ -40,7 +40,7 @@ def modules_to_preload(queues: Iterable[str]) -> list[str]:
 def make_app(settings: Settings) -> Celery:
     """A Celery app configured from ``settings``."""
     app = Celery("promptloop", include=["tasks.ingest", "tasks.evaluate", "tasks.optimize", "tasks.control", "tasks.replacement",
-                                          "tasks.realtime"])
+                                          "tasks.realtime", "tasks.monitor"])
     app.conf.update(
         broker_url=settings.redis_url,
         result_backend=settings.redis_url,
@@ -64,6 +64,8 @@ def make_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         timezone="UTC",
         beat_schedule=beat_schedule(settings),
+        # One sender per slot for the entries in scheduler.schedule.SLOTTED, and beat's heartbeat.
+        beat_scheduler="scheduler.slots:SlotScheduler",
     )
     return app
 

@@ -26,4 +26,5 @@ ROUTES = {
     "tasks.control.*": {"queue": Queue.CONTROL.value},
     # The real-time optimizer's decisions and follow-ups are short; the work they send goes to optimize.
     "tasks.realtime.*": {"queue": Queue.CONTROL.value},
+    "tasks.monitor.*": {"queue": Queue.CONTROL.value},
 }

@@ -9,6 +9,7 @@ from kombu.serialization import loads
 import tasks.control  # noqa: F401  registers the tasks
 import tasks.evaluate  # noqa: F401
 import tasks.ingest  # noqa: F401
+import tasks.monitor  # noqa: F401
 import tasks.optimize  # noqa: F401
 import tasks.realtime  # noqa: F401
 import tasks.replacement  # noqa: F401
@@ -18,6 +19,7 @@ from workers.queues import ROUTES, Queue
 # Renaming a task strands the messages already queued under the old name: change this list on purpose.
 TASK_NAMES = ["tasks.control.check_rollouts", "tasks.control.publish_rollouts", "tasks.evaluate.evaluate_chunk",
               "tasks.evaluate.finish_batch", "tasks.ingest.drain_events",
+              "tasks.monitor.check_alerts", "tasks.monitor.cleanup", "tasks.monitor.post_alerts",
               "tasks.optimize.optimize_all_families", "tasks.optimize.optimize_family", "tasks.optimize.optimize_run",
               "tasks.realtime.after_optimization", "tasks.realtime.record_validation", "tasks.realtime.tick",
               "tasks.replacement.validate_and_deploy"]
