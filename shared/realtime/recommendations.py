@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from ..models import CandidateValidation, PromptVariant, Recommendation
 from ..rollout.state import RolloutError, active_row
@@ -17,15 +18,16 @@ def list_recommendations(engine: Engine, status: str | None = "pending", limit: 
              .order_by(Recommendation.id.desc()).limit(limit))
     if status:
         query = query.where(Recommendation.status == status)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
+    with Session(engine) as session:
+        rows = session.execute(query).all()
     keys = ("id", "candidate_id", "family", "model", "status", "confidence", "reason", "rollout_id", "validation_id",
             "created_at", "decided_at")
     return [{**{k: getattr(r.Recommendation, k) for k in keys}, "name": r.name} for r in rows]
 
 
-def _pending(conn, rec_id: int):
-    rec = conn.execute(select(Recommendation).where(Recommendation.id == rec_id)).scalars().first()
+def _pending(engine: Engine, rec_id: int) -> Recommendation:
+    with Session(engine, expire_on_commit=False) as session:
+        rec = session.get(Recommendation, rec_id)
     if rec is None:
         raise RolloutError(f"no recommendation {rec_id}")
     if rec.status != "pending":
@@ -42,8 +44,8 @@ def deploy_recommendation(engine: Engine, settings: Settings, rec_id: int, hold_
     """
     from ..rollout.replacement import deploy_candidate
 
+    rec = _pending(engine, rec_id)
     with engine.connect() as conn:
-        rec = _pending(conn, rec_id)
         compared = conn.execute(select(CandidateValidation.incumbent_id).where(
             CandidateValidation.id == rec.validation_id)).scalar()
         active = active_row(conn, rec.family, rec.model)
@@ -59,8 +61,8 @@ def deploy_recommendation(engine: Engine, settings: Settings, rec_id: int, hold_
 
 
 def dismiss_recommendation(engine: Engine, rec_id: int, reason: str) -> None:
+    rec = _pending(engine, rec_id)
     with engine.begin() as conn:
-        rec = _pending(conn, rec_id)
         done = conn.execute(update(Recommendation).where(Recommendation.id == rec_id, Recommendation.status == "pending")
                             .values(status="dismissed", decided_at=datetime.now(timezone.utc),
                                     reason=f"{rec.reason}; dismissed: {reason}"))
