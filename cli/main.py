@@ -9,10 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.errors import App
 from shared.settings import Settings, SettingsError, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+app = App(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+#: Wrapped at the terminal's width; not wrapped at all when piped (a copied line stays one line).
+console = Console(soft_wrap=not sys.stdout.isatty())
 
 
 def _register_subcommands() -> None:
@@ -82,7 +84,7 @@ def evaluate(hours: float = typer.Option(24.0, help="Production examples from th
              family: Optional[str] = typer.Option(None, help="Comma-separated prompt families."),
              dataset: Optional[str] = typer.Option(None, help="Also imported datasets: conll04,scitldr,xquad,hotpotqa."),
              limit: Optional[int] = typer.Option(None, help="At most this many dataset examples per family."),
-             batch_size: int = typer.Option(20, "--batch-size", help="Examples per chunk (one task)."),
+             batch_size: int = typer.Option(20, "--batch-size", min=1, help="Examples per chunk (one task)."),
              min_text_length: int = typer.Option(0, help="Skip production examples with shorter inputs."),
              teacher: Optional[str] = typer.Option(None, help="Model key whose baseline output is the reference "
                                                             "for examples without one (opt-in)."),

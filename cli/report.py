@@ -23,7 +23,7 @@ def live_workers(timeout: float = 1.0) -> list[str] | None:
 
 def print_evaluations(console: Console, engine) -> None:
     """The latest evaluation batches and the best variants of the last week."""
-    from shared.evaluation import get_top_performing_variants
+    from shared.ranking import get_top_performing_variants
     from shared.status import recent_batches
 
     for b in recent_batches(engine):
@@ -31,9 +31,10 @@ def print_evaluations(console: Console, engine) -> None:
                       f"created {b['created_at']:%Y-%m-%d %H:%M}")
     top = get_top_performing_variants(engine, days_back=7, limit=8)
     if top:
-        table = Table("variant", "family", "model", "overall", "n", "failed", "batch", title="top variants (7 days)")
+        table = Table("variant", "family", "model", "score", "mean of scored", "n", "failed", "batch",
+                      title="top variants (7 days; score counts failures as 0)")
         for t in top:
-            table.add_row(t["name"], t["family"], t["model"], f"{t['mean']:.3f} ± {t['std']:.3f}", str(t["n"]),
+            table.add_row(t["name"], t["family"], t["model"], f"{t['score']:.3f}", f"{t['mean']:.3f} ± {t['std']:.3f}", str(t["n"]),
                           str(t["n_failed"]), str(t["batch_id"]))
         console.print(table)
 
@@ -77,11 +78,13 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
     from shared.rediscon import get_redis
     from shared.status import event_counts, recent_dead_letters, stream_status, totals
 
+    redis_up = True
     try:
         st = stream_status(get_redis(s))
         console.print(f"[bold]stream[/bold] {st['stream']}: {st['length']} entries, {st['pending']} pending, "
                       f"lag {st['lag']}, {st['consumers']} consumers")
     except redis.RedisError as exc:
+        redis_up = False
         console.print(f"[red]redis unreachable at {s.redis_url}: {exc}[/red]")
 
     engine = get_engine(s)
@@ -100,9 +103,12 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
         print_optimizations(console, engine)
         print_rollouts(console, engine)
     except SQLAlchemyError as exc:
-        console.print(f"[red]database unavailable: {exc.__class__.__name__}: {exc}[/red]")
+        from cli.errors import explain
 
-    workers = live_workers()
+        console.print(f"[red]{explain(exc)}[/red]")
+
+    # With Redis down Celery's inspect retries its connection for seconds: the answer is known already.
+    workers = live_workers() if redis_up else None
     if workers is None:
         console.print("[red]workers: broker unreachable[/red]")
     else:

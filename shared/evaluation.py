@@ -27,6 +27,7 @@ from .lm import Reply, cache_insert, cache_key, cache_row, cached_complete, cach
 from .metrics import parse_extraction
 from .models import (EvalExample, EvaluationBatch, EvaluationChunkRun, EvaluationResult, EvaluationScore,
                      ProductionExample, PromptVariant)
+from .ranking import get_top_performing_variants  # noqa: F401  (the seed's pipeline API lives here too)
 from .settings import Settings
 
 #: Variants worth evaluating: the incumbent and everything on its way in.
@@ -135,8 +136,13 @@ def register_baselines(engine: Engine, model_keys: list[str], families: list[str
     rows = [{"family": family, "model": m, "name": "baseline", "template": template, "status": "active"}
             for family, template in templates.items() for m in model_keys]
     stmt = _insert(engine)(PromptVariant.__table__).on_conflict_do_nothing(index_elements=["family", "model", "name"])
+    count = select(func.count()).select_from(PromptVariant).where(PromptVariant.name == "baseline")
     with engine.begin() as conn:
-        return conn.execute(stmt, rows).rowcount if rows else 0
+        if not rows:
+            return 0
+        before = conn.execute(count).scalar_one()
+        conn.execute(stmt, rows)  # rowcount of an executemany is -1 on psycopg: count instead
+        return conn.execute(count).scalar_one() - before
 
 
 def find_variants(engine: Engine, families: list[str] | None = None, models: list[str] | None = None,
@@ -491,32 +497,3 @@ def _aggregate(conn, batch_id: int) -> list[dict]:
         if not agg["values"]:
             results.append({**row, "metric": "overall", "mean": 0.0, "std": 0.0, "n": 0, "n_failed": agg["failed"]})
     return results
-
-
-def get_top_performing_variants(engine: Engine, days_back: float = 7, metric: str = "overall",
-                                family: str | None = None, limit: int = 10) -> list[dict]:
-    """Variants ranked by ``score``: ``metric`` in their latest evaluation of the last ``days_back`` days.
-
-    ``score`` is the mean over every example of the batch with failures counted as 0 (``mean * n /
-    (n + n_failed)``): what a user of the variant gets per call. The mean over successes alone (``mean``,
-    still returned) let a variant that fails 90% of the time outrank one that is good on all. Ties go to
-    the variant scored on more examples.
-    """
-    since = datetime.now(timezone.utc) - timedelta(days=days_back)
-    latest = (select(EvaluationResult.variant_id, func.max(EvaluationResult.batch_id).label("batch_id"))
-              .where(EvaluationResult.metric == metric, EvaluationResult.created_at >= since)
-              .group_by(EvaluationResult.variant_id).subquery())
-    attempted = EvaluationResult.n + EvaluationResult.n_failed
-    score = func.coalesce(EvaluationResult.mean * EvaluationResult.n / func.nullif(attempted, 0), 0.0).label("score")
-    query = (select(EvaluationResult.variant_id, PromptVariant.name, EvaluationResult.family, EvaluationResult.model,
-                    score, EvaluationResult.mean, EvaluationResult.std, EvaluationResult.n, EvaluationResult.n_failed,
-                    EvaluationResult.batch_id)
-             .join(latest, (latest.c.variant_id == EvaluationResult.variant_id)
-                   & (latest.c.batch_id == EvaluationResult.batch_id))
-             .join(PromptVariant, PromptVariant.id == EvaluationResult.variant_id)
-             .where(EvaluationResult.metric == metric)
-             .order_by(score.desc(), attempted.desc(), EvaluationResult.variant_id).limit(limit))
-    if family:
-        query = query.where(EvaluationResult.family == family)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]

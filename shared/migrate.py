@@ -6,9 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: PostgreSQL advisory lock key held while migrating: concurrent ``init``s (replicas starting at
+#: once) run one after another instead of racing on ``alembic_version``.
+MIGRATION_LOCK = 0x70726F6D  # "prom"
 
 
 def alembic_config(connection) -> Config:
@@ -22,6 +25,9 @@ def alembic_config(connection) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision``; running it again is a no-op."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Released when the transaction ends; the second migrator then finds the work done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         command.upgrade(alembic_config(conn), revision)
 
 

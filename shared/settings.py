@@ -204,10 +204,22 @@ class Settings(BaseSettings):
         ]
 
 
+_JSON_EXAMPLES = {"PROMPTLOOP_MODELS": '{"1.5b": "ollama_chat/qwen2.5:1.5b"}',
+                  "PROMPTLOOP_OPTIMIZERS": '{"entity_extraction": "demos"}'}
+
+
 def load_settings(**overrides) -> Settings:
     """Read and validate the environment; raise ``SettingsError`` naming each bad variable."""
+    from pydantic_settings import SettingsError as SourceError
+
     try:
         return Settings(**overrides)
+    except SourceError as exc:  # a JSON variable that is not JSON: pydantic-settings names only the field
+        field_name = str(exc).split('"')[1] if '"' in str(exc) else ""
+        info = Settings.model_fields.get(field_name)
+        name = info.alias if info is not None and info.alias else field_name or "a variable"
+        raise SettingsError(f"invalid configuration: {name} must be JSON, e.g. "
+                            f"{name}='{_JSON_EXAMPLES.get(name, '{}')}'") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
