@@ -19,6 +19,7 @@ console = Console(soft_wrap=not sys.stdout.isatty())
 
 def _register_subcommands() -> None:
     from cli.evaluate import datasets_app, models_app
+    from cli.manager import register as register_manager
     from cli.optimize import optimize_app, variants_app
     from cli.rollout import rollout_app
 
@@ -27,6 +28,7 @@ def _register_subcommands() -> None:
     app.add_typer(datasets_app, name="datasets")
     app.add_typer(models_app, name="models")
     app.add_typer(rollout_app, name="rollout")
+    register_manager(app, console, settings)  # start, recommendations
     app.command("report")(__import__("cli.report_html", fromlist=["report"]).report)
 ALL_QUEUES = "ingest,evaluate,optimize,control"
 
@@ -88,12 +90,20 @@ def evaluate(hours: float = typer.Option(24.0, help="Production examples from th
              min_text_length: int = typer.Option(0, help="Skip production examples with shorter inputs."),
              teacher: Optional[str] = typer.Option(None, help="Model key whose baseline output is the reference "
                                                             "for examples without one (opt-in)."),
+             optimize: bool = typer.Option(False, "--optimize", help="Then validate candidates that beat the active "
+                                           "variant, or optimize where none did, and wait for the outcomes."),
+             deploy: bool = typer.Option(False, "--deploy", help="With --optimize: deploy what passes validation."),
              timeout: float = typer.Option(3600.0, help="Give up waiting after this many seconds.")) -> None:
     """Score prompt variants on production examples (and datasets) across the workers; print the results."""
     from cli.evaluate import run_evaluate
 
-    sys.exit(run_evaluate(console, settings(), hours, models, variants, family, dataset, limit, batch_size,
-                          min_text_length, teacher, timeout))
+    code = run_evaluate(console, settings(), hours, models, variants, family, dataset, limit, batch_size,
+                        min_text_length, teacher, timeout)
+    if optimize and code == 0:
+        from cli.manager import optimize_after_evaluate
+
+        code = optimize_after_evaluate(console, settings(), deploy, timeout)
+    sys.exit(code)
 
 
 @app.command()
@@ -154,6 +164,21 @@ def demo(events: int = typer.Option(5000, help="Metric events in the burst (plus
     from cli.demo import run_demo
 
     sys.exit(run_demo(console, settings(), events, datasets))
+
+
+@app.command()
+def flower(port: int = typer.Option(5555), address: str = typer.Option("127.0.0.1")) -> None:
+    """Flower (jobs, workers, queues), only behind basic auth from FLOWER_BASIC_AUTH=user:password."""
+    import os
+
+    from cli.flower import auth_problem, run_flower
+
+    problem = auth_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+    if problem:
+        console.print(f"[red]{problem}; Flower not started[/red]")
+        raise typer.Exit(2)
+    settings()
+    run_flower(port, address)
 
 
 @app.command("dead-letters")
