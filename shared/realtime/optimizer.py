@@ -147,16 +147,25 @@ def start(engine: Engine, settings: Settings, inc: Incident, send: Send, prev: i
 
 
 def tick(engine: Engine, settings: Settings, send: Send, now: datetime | None = None,
-         min_samples: int = MIN_SAMPLES, extra: list[Incident] | None = None) -> list[dict]:
+         min_samples: int = MIN_SAMPLES) -> list[dict]:
     """Decide on every incident that holds now; start what may start. One outcome dict per incident."""
     if not (settings.dspy_enabled and settings.dspy_phase2_enabled):
         return []
     now = now or now_utc()
+    prev = last_started(engine)[0]  # read first: the start key is valid only for this snapshot
+    return decide(engine, settings, send, incidents(engine, settings, now, min_samples), now, prev)
+
+
+def decide(engine: Engine, settings: Settings, send: Send, found: list[Incident], now: datetime | None = None,
+           prev: int | None = None) -> list[dict]:
+    """Start each incident's optimization unless something blocks it (at most one per family x model)."""
+    now = now or now_utc()
     link_runs(engine)
-    prev, started = last_started(engine)  # read first: the start key is valid only for this snapshot
+    newest, started = last_started(engine)
+    prev = newest if prev is None else prev
     busy, rolling, count = open_work(engine, settings, now)
     outcomes, done = [], set()
-    for inc in list(extra or []) + incidents(engine, settings, now, min_samples):
+    for inc in found:
         key = (inc.family, inc.model)
         if key in done:
             continue
