@@ -63,9 +63,29 @@ def ingest_lag(r: redis.Redis, stream: str = STREAM, group: str = GROUP) -> dict
     return {"length": st["length"], "pending": st["pending"], "undelivered": st["lag"], "lag_s": round(lag_s, 1)}
 
 
+def _beat(r: redis.Redis, settings: Settings) -> dict:
+    try:
+        tick = last_tick(r)
+    except redis.RedisError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    if tick is None:
+        return {"ok": False, "error": "no beat has ticked"}
+    limit = beat_limit_s(settings)
+    return {"ok": tick[1] <= limit, "last_tick_s": round(tick[1], 1), "limit_s": limit, "beat": tick[0]}
+
+
+def _ingest(r: redis.Redis) -> dict:
+    try:
+        lag = ingest_lag(r)
+    except redis.RedisError as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": lag["lag_s"] <= INGEST_LAG_LIMIT_S, **lag, "limit_s": INGEST_LAG_LIMIT_S}
+
+
 def health(engine: Engine, r: redis.Redis, settings: Settings,
            workers: Callable[[], list[str] | None] = _ping_workers) -> dict:
-    """Every check, and whether all passed."""
+    """Every check, and whether all passed. ``workers`` returns the live workers' names (None: the
+    broker did not answer); by default a Celery ping with a one-second wait."""
     checks = {"redis": _timed(r.ping)}
 
     def db():
@@ -73,19 +93,12 @@ def health(engine: Engine, r: redis.Redis, settings: Settings,
             conn.execute(text("SELECT 1"))
 
     checks["database"] = _timed(db)
-    names = workers()
-    checks["workers"] = ({"ok": False, "error": "broker unreachable"} if names is None
-                         else {"ok": bool(names), "count": len(names), "names": names})
-    try:
-        tick = last_tick(r)
-        limit = beat_limit_s(settings)
-        checks["beat"] = ({"ok": False, "error": "no beat has ticked"} if tick is None else
-                          {"ok": tick[1] <= limit, "last_tick_s": round(tick[1], 1), "limit_s": limit, "beat": tick[0]})
-    except redis.RedisError as exc:
-        checks["beat"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    try:
-        lag = ingest_lag(r)
-        checks["ingest"] = {"ok": lag["lag_s"] <= INGEST_LAG_LIMIT_S, **lag, "limit_s": INGEST_LAG_LIMIT_S}
-    except redis.RedisError as exc:
-        checks["ingest"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    if not checks["redis"]["ok"]:
+        # The broker is this Redis: no worker can answer, and waiting on retries would only stall.
+        checks["workers"] = checks["beat"] = checks["ingest"] = {"ok": False, "error": "redis unreachable"}
+    else:
+        names = workers()
+        checks["workers"] = ({"ok": False, "error": "broker unreachable"} if names is None
+                             else {"ok": bool(names), "count": len(names), "names": names})
+        checks["beat"], checks["ingest"] = _beat(r, settings), _ingest(r)
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
