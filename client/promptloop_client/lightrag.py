@@ -38,7 +38,7 @@ def classify_lightrag_call(prompt: str, system_prompt: str | None) -> str:
 
 
 def instrument(llm_model_func, client, model: str, variant: str = "baseline", *, sample_rate: float | None = None,
-               classify=classify_lightrag_call, router=None, routing_key=None, prompts=None):
+               classify=classify_lightrag_call, router=None, routing_key=None, prompts=None, quality=None):
     """Return an async ``llm_model_func`` that reports each call to ``client`` and otherwise behaves the same.
 
     ``model`` is the model key ("1.5b", "3b", "7b"); ``variant`` the prompt variant in use.
@@ -49,6 +49,10 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
     for the default. ``prompts``: the ``PROMPTS`` LightRAG renders from (default: ``lightrag.prompt``'s,
     imported at the first routed call). A routing failure never fails the call: LightRAG's own prompt
     is sent and reported as ``variant``.
+
+    ``quality(family, prompt, system_prompt, result)``: a 0..1 score of a successful call's answer (a
+    format check, a comparison with a known answer...) sent with its metric, or None; an exception or
+    a value outside 0..1 sends none.
     """
     _name(model, "model")
     _name(variant, "variant")
@@ -77,7 +81,19 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
             report_call(client, family, served, model, started, False, None, None, rate)
             raise
         seen = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
-        report_call(client, family, served, model, started, True, seen, result, rate)
+        report_call(client, family, served, model, started, True, seen, result, rate,
+                    _score(quality, family, prompt, system_prompt, result))
         return result
 
     return wrapper
+
+
+def _score(quality, family, prompt, system_prompt, result) -> float | None:
+    if quality is None:
+        return None
+    try:
+        value = quality(family, prompt, system_prompt, result)
+        return float(value) if value is not None and 0.0 <= float(value) <= 1.0 else None
+    except Exception:
+        log.debug("promptloop quality callback failed", exc_info=True)
+        return None

@@ -25,11 +25,11 @@ def first_text_argument(args: tuple, kwargs: dict) -> str | None:
 
 
 def report_call(client, family: str, variant: str, model: str, started: float, ok: bool, input_text, result,
-                sample_rate: float) -> None:
+                sample_rate: float, quality: float | None = None) -> None:
     """Emit the metric for one finished call and, sampled, its input/output example. Never raises."""
     try:
         latency_ms = (time.perf_counter() - started) * 1000.0
-        client.metric(variant, model, latency_ms, ok, family=family)
+        client.metric(variant, model, latency_ms, ok, quality=quality, family=family)
         if ok and isinstance(result, str) and input_text is not None and sample_rate > 0 \
                 and random.random() < sample_rate:
             client.example(family, model, variant, input_text, result, latency_ms=latency_ms)

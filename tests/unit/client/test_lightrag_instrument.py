@@ -43,3 +43,18 @@ def test_a_successful_call_still_reports_success_and_an_example(client, server):
     client.flush(5)
     metric, example = events(server)
     assert metric["success"] is True and example["output"] == "entity<|#|>Alice"
+
+
+def test_a_quality_callback_scores_each_answer_and_a_broken_one_sends_none(client, server):
+    async def llm_func(prompt, system_prompt=None, history_messages=None, **kwargs):
+        return prompt
+
+    def quality(family, prompt, system_prompt, result):
+        assert family == "entity_extraction"
+        return {"good": 0.75, "bad": 7.0}.get(result) if result != "boom" else 1 / 0
+
+    llm = instrument(llm_func, client, model="3b", sample_rate=0, quality=quality)
+    for text in ("good", "bad", "boom", "other"):
+        assert asyncio.run(llm(text, system_prompt=EXTRACTION)) == text  # the call is never disturbed
+    client.flush(5)
+    assert [m.get("quality") for m in events(server)] == [0.75, None, None, None]
