@@ -50,13 +50,9 @@ def recommendations(console: Console, s: Settings, show_all: bool, deploy: Optio
     engine = get_engine(s)
     try:
         if deploy is not None:
-            from shared.rediscon import get_redis
-            from shared.rollout.publish import publish
-
             rollout_id = deploy_recommendation(engine, s, deploy, hold_s=hold_s)
-            published = publish(engine, get_redis(s))
-            console.print(f"recommendation {deploy}: rollout {rollout_id} started"
-                          + ("" if published else " (Redis unreachable: beat publishes it)"))
+            console.print(f"recommendation {deploy}: rollout {rollout_id} started")
+            _publish(console, s, engine)
             return 0
         if dismiss is not None:
             if not reason:
@@ -78,6 +74,20 @@ def recommendations(console: Console, s: Settings, show_all: bool, deploy: Optio
     console.print(table if rows else "no recommendations" + ("" if show_all else " pending (--all shows every one)"))
     _print_candidates(console, engine)
     return 0
+
+
+def _publish(console: Console, s: Settings, engine) -> None:
+    """Producers see the rollout once its routes are in Redis; beat republishes them if Redis is down now."""
+    import redis
+
+    from cli.runtime import _without_password
+    from shared.rollout.publish import publish
+
+    try:
+        publish(engine, redis.Redis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=2))
+    except redis.RedisError as exc:
+        console.print(f"[yellow]stored, but Redis at {_without_password(s.redis_url)} is unreachable ({exc}); beat publishes "
+                      "the routes when it is back[/yellow]")
 
 
 def _print_candidates(console: Console, engine) -> None:

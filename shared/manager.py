@@ -21,6 +21,7 @@ environment: ``DSPY_AUTO_OPTIMIZE``, ``DSPY_PERFORMANCE_THRESHOLD``...).
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 
 from .config import OptimizationConfig
@@ -39,19 +40,28 @@ CONFIG_ENV = {
 }
 
 
-def config_env(config: dict | OptimizationConfig | None) -> dict[str, str]:
-    """The configuration as environment variables (validated: an unknown key or a bad value raises)."""
+def config_overrides(config: dict | OptimizationConfig | None) -> dict:
+    """The configuration keyed by environment variable name (validated: an unknown key or a bad value raises)."""
     if config is None:
         return {}
     items = config.model_dump() if isinstance(config, OptimizationConfig) else dict(config)
-    seed = {k: v for k, v in items.items() if k in CONFIG_ENV}
-    OptimizationConfig(**seed)  # the seed's validation, with its message
+    OptimizationConfig(**{k: v for k, v in items.items() if k in CONFIG_ENV})  # the seed's validation
     unknown = [k for k in items if k not in CONFIG_ENV and not k.isupper()]
     if unknown:
         raise ValueError(f"unknown configuration {unknown}: use OptimizationConfig fields ({', '.join(CONFIG_ENV)}) "
                          "or environment variable names")
-    text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in items.items()}
-    return {CONFIG_ENV.get(k, k): v for k, v in text.items()}
+    # An environment variable's JSON text ('{"3b": "ollama_chat/qwen2.5:3b"}') is read as the environment would.
+    return {CONFIG_ENV.get(k, k): json.loads(v) if isinstance(v, str) and v[:1] in ("{", "[") else v
+            for k, v in items.items()}
+
+
+def config_env(config: dict | OptimizationConfig | None) -> dict[str, str]:
+    """The configuration as the environment of the processes the manager starts."""
+    def text(v):
+        if isinstance(v, bool):
+            return str(v).lower()
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+    return {k: text(v) for k, v in config_overrides(config).items()}
 
 
 def _jsonable(value):
@@ -150,5 +160,4 @@ class DSPyPhase2Manager:
 
 def get_dspy_phase2_manager(config: dict | OptimizationConfig | None = None) -> DSPyPhase2Manager:
     """A manager whose settings are the environment's with ``config`` applied."""
-    env = config_env(config)
-    return DSPyPhase2Manager(load_settings(**env), env)
+    return DSPyPhase2Manager(load_settings(**config_overrides(config)), config_env(config))

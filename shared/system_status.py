@@ -30,7 +30,8 @@ def system_status(engine: Engine, settings: Settings, services=None) -> dict:
     from .status import stream_status, totals
 
     r = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
-    workers = _part(lambda: _workers(settings))
+    # Celery's ping would retry a dead broker for a long time: ask Redis first.
+    workers = _part(lambda: _workers(settings)) if _part(r.ping) is True else {"error": "broker unreachable"}
     out = {
         "stream": _part(lambda: stream_status(r)),
         "database": _part(lambda: totals(engine)),
