@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.checks import NumbersAreValues, unknown_family
 from cli.errors import App
 from shared.settings import Settings, SettingsError, load_settings
 
@@ -106,18 +109,21 @@ def evaluate(hours: float = typer.Option(24.0, help="Production examples from th
     sys.exit(code)
 
 
-@app.command()
+@app.command(cls=NumbersAreValues)
 def feedback(variant: str, model: str, score: float, feedback_type: str = typer.Argument("quality")) -> None:
     """Record a user's 0..1 rating of VARIANT on MODEL."""
     _send(lambda c: c.feedback(variant, model, score, feedback_type))
 
 
-@app.command()
+@app.command(cls=NumbersAreValues)
 def metrics(variant: str, model: str, latency_ms: float,
             failed: bool = typer.Option(False, "--failed", help="The call failed."),
             quality: Optional[float] = typer.Option(None, help="Quality score 0..1."),
             family: Optional[str] = typer.Option(None, help="Prompt family of the call.")) -> None:
     """Record one call of VARIANT on MODEL that took LATENCY_MS."""
+    if family is not None and unknown_family([family]):
+        console.print(f"[red]{unknown_family([family])}[/red]")
+        raise typer.Exit(2)
     _send(lambda c: c.metric(variant, model, latency_ms, not failed, quality=quality, family=family))
 
 
@@ -158,12 +164,32 @@ def beat(loglevel: str = typer.Option("INFO")) -> None:
 
 
 @app.command()
-def demo(events: int = typer.Option(5000, help="Metric events in the burst (plus feedback and examples)."),
-         datasets: Optional[str] = typer.Option(None, help="Folder of the labeled datasets (CoNLL04 inputs).")) -> None:
-    """The main job: start Redis, a worker and beat locally, send a burst through the client, show status."""
-    from cli.demo import run_demo
+def demo(baseline: float = typer.Option(30.0, min=5, help="Seconds of healthy traffic before the model drifts."),
+         timeout: float = typer.Option(600.0, min=30, help="Give up after this many seconds of the loop."),
+         data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the demo keeps its database, "
+                                                 "logs and report (default: a new temporary folder)."),
+         redis_url: Optional[str] = typer.Option(None, "--redis-url", help="Use this Redis instead of a private "
+                                                 "one (refused if a beat already runs there)."),
+         flower: bool = typer.Option(False, "--flower", help="Also start Flower on :5555 (FLOWER_BASIC_AUTH)."),
+         ingest_only: bool = typer.Option(False, "--ingest-only", help="Only the ingest burst (the first demo)."),
+         events: int = typer.Option(5000, help="With --ingest-only: metric events in the burst.")) -> None:
+    """The main job: the closed loop on this machine (traffic, drift, alert, optimization, rollout, rollback)."""
+    if ingest_only:
+        from cli.demo import run_demo
 
-    sys.exit(run_demo(console, settings(), events, datasets))
+        sys.exit(run_demo(console, settings(), events, None))
+    if flower:
+        from cli.flower import auth_problem
+
+        problem = auth_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+        if problem:
+            console.print(f"[red]{problem}; Flower not started[/red]")
+            raise typer.Exit(2)
+    from cli.demo_loop import run_loop_demo
+
+    settings()
+    sys.exit(run_loop_demo(console, data_dir=data_dir, redis_url=redis_url, baseline_s=baseline, timeout_s=timeout,
+                           flower=flower))
 
 
 @app.command()
@@ -195,8 +221,13 @@ def dead_letters(limit: int = typer.Option(20),
     s = settings()
     require_migrated(console, s)
     if replay or ids:
-        from shared.deadletters import replay as replay_letters
+        from shared.deadletters import missing_ids, replay as replay_letters
 
+        missing = missing_ids(get_engine(s), ids or [])
+        if missing:
+            console.print(f"[red]no dead letter with id {', '.join(map(str, missing))}; "
+                          "`promptloop dead-letters` lists them[/red]")
+            raise typer.Exit(2)
         count = replay_letters(get_engine(s), get_redis(s), ids or None)
         console.print(f"replayed {count} dead letters")
         return

@@ -68,6 +68,15 @@ def print_rollouts(console: Console, engine) -> None:
     console.print(table)
 
 
+def _lag(stream: dict) -> str:
+    """Entries not yet delivered to ingest: a number, or "unknown" when Redis can't tell (after deletions)."""
+    if stream.get("lag") is not None:
+        return str(stream["lag"])
+    if "last_delivered" not in stream:  # no ingest group yet: every entry is still to be read
+        return str(stream.get("length", 0))
+    return "unknown"
+
+
 def _gain(value) -> str:
     return "-" if value is None else f"{value:+.3f}"
 
@@ -82,7 +91,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
     try:
         st = stream_status(get_redis(s))
         console.print(f"[bold]stream[/bold] {st['stream']}: {st['length']} entries, {st['pending']} pending, "
-                      f"lag {st['lag']}, {st['consumers']} consumers")
+                      f"lag {_lag(st)}, {st['consumers']} consumers")
     except redis.RedisError as exc:
         redis_up = False
         console.print(f"[red]redis unreachable at {s.redis_url}: {exc}[/red]")

@@ -34,3 +34,12 @@ def replay(engine: Engine, r: redis.Redis, ids: list[int] | None = None, stream:
     with engine.begin() as conn:
         conn.execute(delete(DeadLetter).where(DeadLetter.id.in_([i for i, _ in letters])))
     return len(letters)
+
+
+def missing_ids(engine: Engine, ids: list[int]) -> list[int]:
+    """Those of ``ids`` that name no dead letter (replayed already, or never there), in order."""
+    if not ids:
+        return []
+    with engine.connect() as conn:
+        present = set(conn.execute(select(DeadLetter.id).where(DeadLetter.id.in_(ids))).scalars())
+    return [i for i in dict.fromkeys(ids) if i not in present]
