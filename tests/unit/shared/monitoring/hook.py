@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class HookServer:
-    """Records every POST as (monotonic time, JSON body). ``answer(body) -> (delay_s, status)`` decides
+    """Records every POST as (wall-clock time when answered, JSON body). ``answer(body) -> (delay_s, status)`` decides
     how long to hang and what to answer; by default at once, 200."""
 
     def __init__(self, answer=None):
@@ -24,7 +24,7 @@ class HookServer:
                 delay, status = hook.answer(body)
                 time.sleep(delay)
                 with hook.lock:
-                    hook.received.append((time.monotonic(), body))
+                    hook.received.append((time.time(), body))
                 try:
                     self.send_response(status)
                     self.end_headers()

@@ -71,9 +71,9 @@ def test_a_hanging_webhook_delays_neither_the_caller_nor_other_alerts(db, r):
         s = with_hook(settings, hook.url, timeout=10)
         fire(engine, s, variant="slow")
         fire(engine, s, variant="fast")
-        started = time.monotonic()
+        started = time.time()
         assert len(post_pending(engine, r, s)) == 2
-        assert time.monotonic() - started < 0.5  # returns at once: posting runs in threads
+        assert time.time() - started < 0.5  # returns at once: posting runs in threads
         deadline = time.monotonic() + 2
         while not hook.events() and time.monotonic() < deadline:
             time.sleep(0.01)
