@@ -68,6 +68,34 @@ def print_rollouts(console: Console, engine) -> None:
     console.print(table)
 
 
+def print_alerts(console: Console, engine) -> None:
+    """Firing alerts first, then the latest resolved ones."""
+    from shared.monitoring.alerts import recent_alerts
+
+    rows = recent_alerts(engine, limit=5)
+    if not rows:
+        return
+    table = Table("id", "rule", "family | variant | model", "status", "value", "threshold", "fired", "resolved",
+                  title="alerts")
+    for a in rows:
+        table.add_row(str(a["id"]), a["rule"], a["scope"].replace("|", " | "), a["status"], f"{a['value']:.4g}",
+                      f"{a['threshold']:g}", f"{a['fired_at']:%m-%d %H:%M:%S}",
+                      f"{a['resolved_at']:%m-%d %H:%M:%S}" if a["resolved_at"] else "")
+    console.print(table)
+
+
+def print_beat_and_lag(console: Console, s: Settings) -> None:
+    """Beat's last tick and the age of the oldest event not yet stored (``shared.monitoring.health``)."""
+    from shared.monitoring.health import INGEST_LAG_LIMIT_S, beat_limit_s, ingest_lag
+    from shared.monitoring.slots import last_tick
+    from shared.rediscon import get_redis
+
+    tick, lag = last_tick(get_redis(s)), ingest_lag(get_redis(s))["lag_s"]
+    beat = ("[red]beat: no tick recorded[/red]" if tick is None else
+            f"[{'green' if tick[1] <= beat_limit_s(s) else 'red'}]beat: last tick {tick[1]:.1f} s ago[/]")
+    console.print(f"{beat}; [{'green' if lag <= INGEST_LAG_LIMIT_S else 'red'}]ingest lag {lag:.1f} s[/]")
+
+
 def _lag(stream: dict) -> str:
     """Entries not yet delivered to ingest: a number, or "unknown" when Redis can't tell (after deletions)."""
     if stream.get("lag") is not None:
@@ -92,6 +120,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
         st = stream_status(get_redis(s))
         console.print(f"[bold]stream[/bold] {st['stream']}: {st['length']} entries, {st['pending']} pending, "
                       f"lag {_lag(st)}, {st['consumers']} consumers")
+        print_beat_and_lag(console, s)
     except redis.RedisError as exc:
         redis_up = False
         console.print(f"[red]redis unreachable at {s.redis_url}: {exc}[/red]")
@@ -111,6 +140,7 @@ def print_status(console: Console, s: Settings, hours: float) -> None:
         print_evaluations(console, engine)
         print_optimizations(console, engine)
         print_rollouts(console, engine)
+        print_alerts(console, engine)
     except SQLAlchemyError as exc:
         from cli.errors import explain
 
