@@ -16,6 +16,9 @@ from ..models import (
 )
 
 MAX_BUCKETS = 120
+#: Fewer buckets when there are few events: about this many events per bucket (all series together).
+EVENTS_PER_BUCKET = 40
+MIN_BUCKETS = 12
 #: Bucket widths in seconds: the smallest giving at most MAX_BUCKETS buckets over the data's span is used.
 WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
           2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400)
@@ -28,17 +31,19 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def bucket_width(span_s: float) -> int:
+def bucket_width(span_s: float, n_events: int | None = None) -> int:
+    """The smallest of ``WIDTHS`` giving fewer buckets than MAX_BUCKETS (fewer still for few events)."""
+    most = MAX_BUCKETS if n_events is None else min(MAX_BUCKETS, max(MIN_BUCKETS, n_events // EVENTS_PER_BUCKET))
     for width in WIDTHS:
-        if span_s / width < MAX_BUCKETS:
+        if span_s / width < most:
             return width
-    return WIDTHS[-1] * (int(span_s / WIDTHS[-1] / MAX_BUCKETS) + 1)
+    return WIDTHS[-1] * (int(span_s / WIDTHS[-1] / most) + 1)
 
 
 def _epoch(engine: Engine, column):
     """Seconds since 1970 of a timestamp column, in the engine's own SQL."""
-    if engine.dialect.name == "sqlite":
-        return (func.julianday(column) - 2440587.5) * 86400.0
+    if engine.dialect.name == "sqlite":  # julianday's doubles err by ~50 us: rounded to ms, a boundary stays exact
+        return func.round((func.julianday(column) - 2440587.5) * 86400.0, 3)
     return cast(func.extract("epoch", column), Float)
 
 
@@ -63,12 +68,13 @@ def metric_series(engine: Engine, since: datetime | None = None) -> dict:
     """
     where = _since(since)
     with engine.connect() as conn:
-        lo, hi = conn.execute(select(func.min(MetricEvent.ts), func.max(MetricEvent.ts)).where(*where)).one()
+        lo, hi, n = conn.execute(select(func.min(MetricEvent.ts), func.max(MetricEvent.ts), func.count())
+                                 .where(*where)).one()
         if lo is None:
             return {"width_s": None, "start": None, "end": None, "rows": []}
         lo, hi = utc(lo), utc(hi)
         t0 = float(int(lo.timestamp()))
-        width = bucket_width((hi - lo).total_seconds())
+        width = bucket_width((hi - lo).total_seconds(), n)
         bucket = _bucket(engine, MetricEvent.ts, t0, width).label("bucket")
         query = (select(MetricEvent.family, MetricEvent.variant, MetricEvent.model, bucket,
                         func.count().label("n"), func.avg(MetricEvent.quality).label("quality"),
@@ -84,15 +90,21 @@ def metric_series(engine: Engine, since: datetime | None = None) -> dict:
                       "latency_ms": float(r["latency_ms"]), "success": float(r["success"])} for r in rows]}
 
 
-def variant_summary(engine: Engine, since: datetime | None = None) -> list[dict]:
-    """Every registered variant (trials left out) with its metric events' totals."""
-    where = _since(since)
+def variant_summary(engine: Engine, series: dict) -> list[dict]:
+    """Every registered variant (trials left out) with the totals of its buckets in ``series``
+    (``metric_series``'s result: the events are not read twice)."""
+    stats: dict[tuple, dict] = {}
+    for r in series["rows"]:
+        s = stats.setdefault((r["family"], r["variant"], r["model"]),
+                             {"n": 0, "nq": 0, "q": 0.0, "lat": 0.0, "ok": 0.0})
+        s["n"] += r["n"]
+        s["nq"] += r["n_quality"]
+        s["q"] += (r["quality"] or 0.0) * r["n_quality"]
+        s["lat"] += r["latency_ms"] * r["n"]
+        s["ok"] += r["success"] * r["n"]
+    stats = {k: {"n": s["n"], "quality": s["q"] / s["nq"] if s["nq"] else None, "latency_ms": s["lat"] / s["n"],
+                 "success": s["ok"] / s["n"]} for k, s in stats.items()}
     with engine.connect() as conn:
-        stats = {(r.family, r.variant, r.model): r for r in conn.execute(
-            select(MetricEvent.family, MetricEvent.variant, MetricEvent.model, func.count().label("n"),
-                   func.avg(MetricEvent.quality).label("quality"), func.avg(MetricEvent.latency_ms).label("latency_ms"),
-                   func.avg(case((MetricEvent.success, 1.0), else_=0.0)).label("success"))
-            .where(*where).group_by(MetricEvent.family, MetricEvent.variant, MetricEvent.model))}
         variants = conn.execute(select(PromptVariant.id, PromptVariant.family, PromptVariant.model, PromptVariant.name,
                                        PromptVariant.status, PromptVariant.created_at)
                                 .where(PromptVariant.status != "trial")
@@ -101,13 +113,13 @@ def variant_summary(engine: Engine, since: datetime | None = None) -> list[dict]
     for v in variants:
         s = stats.pop((v.family, v.name, v.model), None)
         out.append({"id": v.id, "family": v.family, "model": v.model, "name": v.name, "status": v.status,
-                    "created_at": utc(v.created_at), "calls": s.n if s else 0,
-                    "quality": s.quality if s else None, "latency_ms": s.latency_ms if s else None,
-                    "success": s.success if s else None})
+                    "created_at": utc(v.created_at), "calls": s["n"] if s else 0,
+                    "quality": s["quality"] if s else None, "latency_ms": s["latency_ms"] if s else None,
+                    "success": s["success"] if s else None})
     for (family, name, model), s in sorted(stats.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
         out.append({"id": None, "family": family, "model": model, "name": name, "status": "(events only)",
-                    "created_at": None, "calls": s.n, "quality": s.quality, "latency_ms": s.latency_ms,
-                    "success": s.success})
+                    "created_at": None, "calls": s["n"], "quality": s["quality"],
+                    "latency_ms": s["latency_ms"], "success": s["success"]})
     return out
 
 

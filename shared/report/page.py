@@ -48,7 +48,7 @@ def variants_section(variants: list[dict]) -> str:
         return '<p class="muted">No prompt variants registered yet (promptloop init registers the baselines).</p>'
     return table(["id", "family", "model", "variant", "status", "calls", "quality", "latency ms", "success"],
                  [[v["id"], v["family"], v["model"], v["name"], v["status"], v["calls"], v["quality"],
-                   None if v["latency_ms"] is None else round(v["latency_ms"], 1), _pct(v["success"])]
+                   None if v["latency_ms"] is None else f"{v['latency_ms']:.0f}", _pct(v["success"])]
                   for v in variants])
 
 
@@ -57,7 +57,8 @@ def rollouts_section(rollouts: list[dict]) -> str:
         return ""
     parts = [table(["id", "family", "model", "candidate", "over", "status", "share", "started", "finished"],
                    [[r["id"], r["family"], r["model"], r["candidate"], r["incumbent"], r["status"],
-                     _pct(r["percentage"]), r["created_at"], r["finished_at"]] for r in rollouts],
+                     _pct(r["percentage"]), (r["transitions"][0]["at"] if r["transitions"] else r["created_at"]),
+                     r["finished_at"]] for r in rollouts],
                    [r["status"] for r in rollouts])]
     for r in rollouts:
         parts.append(f"<h3>Rollout {r['id']}: {escape(r['candidate'])} over {escape(r['incumbent'])} "
@@ -78,7 +79,7 @@ def optimizations_section(runs: list[dict]) -> str:
                    max(r["trial_scores"], default=None), r["parent_objective"], r["candidate_objective"],
                    None if r["parent_objective"] is None or r["candidate_objective"] is None
                    else f"{r['candidate_objective'] - r['parent_objective']:+.3f}",
-                   r["candidate"], r["lm_calls"], None if r["seconds"] is None else round(r["seconds"], 1),
+                   r["candidate"], r["lm_calls"], None if r["seconds"] is None else f"{r['seconds']:.1f}",
                    r["created_at"], r["stop_reason"]] for r in reversed(runs)])
 
 
@@ -92,7 +93,8 @@ def alerts_section(alerts: list[dict]) -> str:
 
 
 def render(*, generated_at: datetime, database: str, window: str, series: dict, variants: list[dict],
-           rollouts: list[dict], runs: list[dict], alerts: list[dict], pngs: dict[str, Path | None]) -> str:
+           rollouts: list[dict], runs: list[dict], alerts: list[dict], pngs: dict[str, Path | None],
+           hidden_families: int = 0) -> str:
     n_events = sum(r["n"] for r in series["rows"])
     summary = (f"{n_events} metric events ({window}), {len(rollouts)} rollouts, {len(runs)} optimization runs, "
                f"{len(alerts)} alerts shown")
@@ -105,8 +107,11 @@ def render(*, generated_at: datetime, database: str, window: str, series: dict, 
          "Send traffic through the client (or run <code>promptloop demo</code>) and generate the report again.</p>"
          if empty else ""),
         "<h2>Quality and latency per variant</h2>",
-        image(pngs.get("metrics"), "quality and latency per variant over time",
-              f"No metric events yet ({window}): nothing to plot."),
+        "".join(image(path, f"{name}: quality and latency per variant over time", "")
+                for name, path in pngs.items() if name.startswith("metrics-") and path)
+        or image(None, "", f"No metric events yet ({window}): nothing to plot."),
+        (f'<p class="muted">{hidden_families} less called families not plotted (see the table).</p>'
+         if hidden_families > 0 else ""),
         "<h3>Variants</h3>", variants_section(variants),
         "<h2>Rollouts</h2>",
         image(pngs.get("rollouts"), "rollout timeline", "No rollouts yet."),

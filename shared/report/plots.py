@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from matplotlib import colormaps
 from matplotlib import dates as mdates
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 #: Series drawn per chart (the most called); the page's variant table lists all of them.
 MAX_SERIES = 10
 MAX_ROLLOUTS = 6
-MAX_FAMILIES = 6
+MAX_FAMILIES = 8  # the eight prompt families
 MAX_RUNS = 15
 ACTION_STYLE = {"deploy": ("tab:blue", "o"), "promote": ("tab:green", "^"), "rollback": ("tab:red", "X"),
                 "pause": ("tab:orange", "s"), "resume": ("tab:blue", ">")}
@@ -48,7 +49,8 @@ def _labels(keys: list[tuple]) -> dict[tuple, str]:
     return {k: " / ".join(str(k[i] or "-") for i in varying) for k in keys}
 
 
-def metrics_png(series: dict, path: Path, marks: list[tuple[datetime, str, str]] = ()) -> Path | None:
+def metrics_png(series: dict, path: Path, marks: list[tuple[datetime, str, str]] = (),
+                title: str = "") -> Path | None:
     """Quality, latency and success per variant over time; ``marks`` (time, label, colour) as vertical lines."""
     rows = series["rows"]
     if not rows:
@@ -59,17 +61,19 @@ def metrics_png(series: dict, path: Path, marks: list[tuple[datetime, str, str]]
     ranked = sorted(by_key, key=lambda k: (-sum(r["n"] for r in by_key[k]), tuple(str(p) for p in k)))
     shown, hidden = ranked[:MAX_SERIES], len(ranked) - MAX_SERIES
     labels = _labels(shown)
+    palette = [cmap(i) for cmap in (colormaps["tab10"],) for i in range(10)]
+    colours = {k: palette[i % len(palette)] for i, k in enumerate(shown)}  # one colour per series in every panel
     fig = Figure(figsize=(11, 8.5), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
-    panels = [("quality", "quality (mean)", lambda r: r["quality"] if r["n_quality"] else None),
-              ("latency_ms", "latency ms (mean)", lambda r: r["latency_ms"]),
-              ("success", "success rate", lambda r: r["success"])]
-    for ax, (_, title, value) in zip(axes, panels):
+    panels = [("quality (mean)", lambda r: r["quality"] if r["n_quality"] else None),
+              ("latency ms (mean)", lambda r: r["latency_ms"]),
+              ("success rate", lambda r: r["success"])]
+    for ax, (ylabel, value) in zip(axes, panels):
         for key in shown:
             points = [(_naive(r["t"]), value(r)) for r in by_key[key] if value(r) is not None]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.2, label=labels[key])
+                ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.2, label=labels[key], color=colours[key])
         lo, hi = _naive(series["start"]), _naive(series["end"])
         for when, label, colour in marks:
             if lo <= _naive(when) <= hi:
@@ -77,14 +81,17 @@ def metrics_png(series: dict, path: Path, marks: list[tuple[datetime, str, str]]
                 if ax is axes[0]:
                     ax.annotate(label, (_naive(when), 1), xycoords=("data", "axes fraction"), fontsize=7,
                                 rotation=90, va="top", ha="right", color=colour)
-        ax.set_ylabel(title)
+        ax.set_ylabel(ylabel)
         _time_axis(ax)
     axes[0].set_ylim(-0.02, 1.02)
     axes[2].set_ylim(-0.02, 1.02)
     axes[-1].set_xlabel(f"UTC, buckets of {series['width_s']} s")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="series")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title="series")  # latency: every series
+    if not any(r["n_quality"] for r in rows):
+        axes[0].text(0.5, 0.5, "no quality scores in these events", transform=axes[0].transAxes, ha="center",
+                     color="0.5")
     more = f" (+{hidden} less called series not drawn)" if hidden > 0 else ""
-    fig.suptitle(f"Quality and latency per variant over time{more}")
+    fig.suptitle(f"{title + ': ' if title else ''}quality and latency per variant over time{more}")
     return _save(fig, path)
 
 
