@@ -107,7 +107,7 @@ def test_an_alert_fires_resolves_and_is_posted_once_while_another_posts_slowly(m
           f"{len(posts)} post_alerts runs, longest {max(posts) * 1000:.0f} ms")
     assert resolved_in < 9 and fast_posted_in < 9 and hang_fired_at - hang_started >= 9.5
     assert len(during) >= 10  # beat's checks kept their 0.5 s pace (about 20 slots) while the post hung
-    assert max(checks) < 2.0 and max(posts) < 2.0
+    assert max(checks) < 3.0 and max(posts) < 3.0  # far from the 10 s the webhook hung
 
 
 def test_two_beats_send_each_slot_once_and_one_surviving_beat_carries_on(monitored):
