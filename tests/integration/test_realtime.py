@@ -150,3 +150,28 @@ def test_promptloop_start_runs_worker_and_beat_until_ctrl_c(stack, tmp_path):
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_evaluate_optimize_deploy_closes_the_loop_from_the_command_line(stack, tmp_path):
+    from .test_optimize import cli
+
+    setup_stack(stack, tmp_path)
+    stack.extra_env.update(PROMPTLOOP_OPTIMIZE_TRAIN="8", PROMPTLOOP_OPTIMIZE_VAL="6",
+                           PROMPTLOOP_VALIDATION_EXAMPLES="20", PROMPTLOOP_ROLLOUT_HOLD_S="3600", COLUMNS="250")
+    stack.start_worker("ctl", queues="control")
+    stack.start_worker("opt", queues="optimize")
+    stack.start_worker("scorer", queues="evaluate", concurrency=2)
+    args = ["evaluate", "--hours", "1", "--dataset", "conll04", "--family", FAMILY, "--limit", "10", "--models", "m",
+            "--optimize", "--timeout", "600"]
+    began = time.monotonic()
+    out = " ".join(cli(stack, *args, "--deploy", timeout=900).split())
+    print(f"evaluate --optimize --deploy: {time.monotonic() - began:.1f}s")
+    assert "optimizing (job" in out and "deployed automatically" in out, out
+    [trigger] = one(stack, select(OptimizationTrigger))
+    assert (trigger.kind, trigger.status, json.loads(trigger.evidence)["deploy"]) == ("manual", "started", True)
+    [rollout] = one(stack, select(Rollout))
+    assert rollout.status == "running"
+    # Again, without --deploy: the open rollout holds a second optimization of the same family x model.
+    out = " ".join(cli(stack, *args, timeout=900).split())
+    assert "not optimized: a rollout of it is open" in out, out
+    assert len(one(stack, select(OptimizationRun))) == 1
