@@ -86,7 +86,8 @@ def _publish(console: Console, s: Settings, engine) -> None:
     try:
         publish(engine, redis.Redis.from_url(s.redis_url, socket_connect_timeout=2, socket_timeout=2))
     except redis.RedisError as exc:
-        console.print(f"[yellow]stored, but Redis at {_without_password(s.redis_url)} is unreachable ({exc}); beat publishes "
+        console.print(f"[yellow]stored, but Redis at {_without_password(s.redis_url)} is unreachable ({exc}); "
+                      "beat publishes "
                       "the routes when it is back[/yellow]")
 
 

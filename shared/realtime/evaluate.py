@@ -60,7 +60,8 @@ def act_on_batch(engine: Engine, settings: Settings, batch_id: int, deploy: bool
             continue
         overall = "not scored" if score is None else f"overall {score:.3f}"
         wanted.append(Incident(family, model, "manual",
-                               f"evaluate --optimize (batch {batch_id}): no candidate beats the active variant ({overall})",
+                               f"evaluate --optimize (batch {batch_id}): no candidate beats the active variant "
+                               f"({overall})",
                                {"deploy": deploy, "batch_id": batch_id}))
     for o in decide(engine, settings, send_optimization, wanted):
         what = (f"optimizing (job {o['job_id']})" if o["status"] == "started"

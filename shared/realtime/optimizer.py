@@ -136,7 +136,8 @@ def start(engine: Engine, settings: Settings, inc: Incident, send: Send, prev: i
     if trigger_id is None:
         return {**out, "status": "lost_race"}
     try:
-        send(inc.family, inc.model, job_id=job_id, dataset=dataset, budget_minutes=settings.optimization_timeout_minutes)
+        send(inc.family, inc.model, job_id=job_id, dataset=dataset,
+             budget_minutes=settings.optimization_timeout_minutes)
     except Exception as exc:  # broker down: free the key so the incident is decided again next tick
         with engine.begin() as conn:
             conn.execute(update(OptimizationTrigger).where(OptimizationTrigger.id == trigger_id).values(

@@ -14,7 +14,8 @@ from ..settings import Settings
 
 def list_recommendations(engine: Engine, status: str | None = "pending", limit: int = 50) -> list[dict]:
     """Newest first; ``status=None`` lists every state (validating, pending, deployed, dismissed, rejected)."""
-    query = (select(Recommendation, PromptVariant.name).join(PromptVariant, PromptVariant.id == Recommendation.candidate_id)
+    query = (select(Recommendation, PromptVariant.name)
+             .join(PromptVariant, PromptVariant.id == Recommendation.candidate_id)
              .order_by(Recommendation.id.desc()).limit(limit))
     if status:
         query = query.where(Recommendation.status == status)
@@ -51,7 +52,8 @@ def deploy_recommendation(engine: Engine, settings: Settings, rec_id: int, hold_
         active = active_row(conn, rec.family, rec.model)
     if compared is not None and active is not None and active.id != compared:
         raise RolloutError(f"{rec.family} x {rec.model} is served by {active.name} now, not the variant the candidate "
-                           f"was validated against: run `promptloop rollout start {rec.candidate_id}` to validate again")
+                           f"was validated against: run `promptloop rollout start {rec.candidate_id}` to validate "
+                           "again")
     rollout_id = deploy_candidate(engine, settings, rec.candidate_id, hold_s=hold_s, actor=actor)
     with engine.begin() as conn:
         conn.execute(update(Recommendation).where(Recommendation.id == rec_id).values(
@@ -63,7 +65,8 @@ def deploy_recommendation(engine: Engine, settings: Settings, rec_id: int, hold_
 def dismiss_recommendation(engine: Engine, rec_id: int, reason: str) -> None:
     rec = _pending(engine, rec_id)
     with engine.begin() as conn:
-        done = conn.execute(update(Recommendation).where(Recommendation.id == rec_id, Recommendation.status == "pending")
+        done = conn.execute(update(Recommendation)
+                            .where(Recommendation.id == rec_id, Recommendation.status == "pending")
                             .values(status="dismissed", decided_at=datetime.now(timezone.utc),
                                     reason=f"{rec.reason}; dismissed: {reason}"))
         if done.rowcount != 1:

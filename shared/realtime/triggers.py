@@ -175,7 +175,8 @@ def schedule_incidents(engine: Engine, settings: Settings, now: datetime | None 
         since = last.get((family, model)) or utc(first)
         if now - since >= interval:
             found.append(Incident(family, model, "schedule",
-                                  f"not optimized since {since:%Y-%m-%d %H:%M} ({settings.optimization_interval_hours:g} h "
+                                  f"not optimized since {since:%Y-%m-%d %H:%M} "
+                                  f"({settings.optimization_interval_hours:g} h "
                                   f"interval), {recent} calls in that time",
                                   {"since": since.isoformat(), "calls": int(recent)}))
     return found

@@ -9,7 +9,6 @@ from shared.evaluation import (create_evaluation_batch, dataset_examples, find_v
 from shared.models import OptimizationTrigger, PromptVariant
 from shared.realtime.evaluate import act_on_batch, latest_batch, outcomes
 from shared.realtime.followup import after_optimization
-from tests.unit.shared.rollout.conftest import rollout_env  # noqa: F401  (fixture)
 
 from .helpers import RE, Sent, finish_run
 from .test_followup import in_process
@@ -26,7 +25,7 @@ def evaluate(engine, settings, families):
     return batch_id
 
 
-def test_a_better_candidate_is_validated_and_a_family_without_one_is_optimized(rollout_env):  # noqa: F811
+def test_a_better_candidate_is_validated_and_a_family_without_one_is_optimized(rollout_env):
     settings, engine, ids = rollout_env
     with engine.begin() as conn:  # only the better candidate competes with the baseline
         conn.execute(PromptVariant.__table__.update().where(PromptVariant.id == ids["same"]).values(status="retired"))

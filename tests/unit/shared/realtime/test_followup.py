@@ -11,7 +11,6 @@ from shared.realtime.recommendations import deploy_recommendation, dismiss_recom
 from shared.realtime.triggers import Incident
 from shared.rollout.replacement import deploy_candidate, validate_candidate
 from shared.rollout.state import RolloutError, get
-from tests.unit.shared.rollout.conftest import rollout_env  # noqa: F401  (fixture)
 
 from .helpers import EE, NOW, Sent, finish_run
 
@@ -40,7 +39,7 @@ def status(engine, variant_id):
         return conn.execute(select(PromptVariant.status).where(PromptVariant.id == variant_id)).scalar_one()
 
 
-def test_auto_on_a_passed_candidate_is_deployed_once(rollout_env):  # noqa: F811
+def test_auto_on_a_passed_candidate_is_deployed_once(rollout_env):
     settings, engine, ids = rollout_env
     assert settings.auto_optimize
     run_id = triggered_run(engine, settings, ids["better"])
@@ -54,7 +53,7 @@ def test_auto_on_a_passed_candidate_is_deployed_once(rollout_env):  # noqa: F811
     assert again["action"] == "none" and len(calls) == 1  # a redelivered job's notice does nothing
 
 
-def test_auto_off_a_passed_candidate_waits_in_recommendations_until_deployed(rollout_env):  # noqa: F811
+def test_auto_off_a_passed_candidate_waits_in_recommendations_until_deployed(rollout_env):
     settings, engine, ids = rollout_env
     settings = settings.model_copy(update={"auto_optimize": False})
     run_id = triggered_run(engine, settings, ids["better"])
@@ -67,12 +66,13 @@ def test_auto_off_a_passed_candidate_waits_in_recommendations_until_deployed(rol
     assert status(engine, ids["better"]) == "validated"
     rollout_id = deploy_recommendation(engine, settings, rec["id"])
     assert get(engine, rollout_id).candidate_id == ids["better"]
-    assert list_recommendations(engine) == [] and list_recommendations(engine, "deployed")[0]["rollout_id"] == rollout_id
+    assert list_recommendations(engine) == []
+    assert list_recommendations(engine, "deployed")[0]["rollout_id"] == rollout_id
     with pytest.raises(RolloutError, match="not pending"):
         dismiss_recommendation(engine, rec["id"], "too late")
 
 
-def test_a_rejected_candidate_is_recorded_and_a_dismissed_one_stays_undeployed(rollout_env):  # noqa: F811
+def test_a_rejected_candidate_is_recorded_and_a_dismissed_one_stays_undeployed(rollout_env):
     settings, engine, ids = rollout_env
     settings = settings.model_copy(update={"auto_optimize": False})
     after_optimization(engine, settings, triggered_run(engine, settings, ids["same"]), in_process(engine, settings, []))
@@ -87,7 +87,7 @@ def test_a_rejected_candidate_is_recorded_and_a_dismissed_one_stays_undeployed(r
         deploy_recommendation(engine, settings, pending["id"])
 
 
-def test_runs_started_by_hand_or_without_a_candidate_are_not_followed_up(rollout_env):  # noqa: F811
+def test_runs_started_by_hand_or_without_a_candidate_are_not_followed_up(rollout_env):
     settings, engine, ids = rollout_env
     calls = []
     by_hand = finish_run(engine, "cli-job", best=ids["better"])
@@ -97,7 +97,7 @@ def test_runs_started_by_hand_or_without_a_candidate_are_not_followed_up(rollout
     assert calls == [] and list_recommendations(engine, status=None) == []
 
 
-def test_a_manual_trigger_can_ask_for_deployment_whatever_the_setting(rollout_env):  # noqa: F811
+def test_a_manual_trigger_can_ask_for_deployment_whatever_the_setting(rollout_env):
     settings, engine, ids = rollout_env
     settings = settings.model_copy(update={"auto_optimize": False})
     calls = []

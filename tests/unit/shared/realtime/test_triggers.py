@@ -23,7 +23,8 @@ def test_degradation_fires_once_per_incident_with_the_timeout_as_budget(env):
     assert sent == [(EE, "m", {"job_id": out[0]["job_id"], "dataset": "conll04",
                                "budget_minutes": settings.optimization_timeout_minutes})]
     for _ in range(3):  # later ticks: the same incident, its optimization queued -> skipped, recorded once
-        assert [o["skip"] for o in tick(engine, settings, sent, now=NOW + timedelta(seconds=30))] == ["open_optimization"]
+        out = tick(engine, settings, sent, now=NOW + timedelta(seconds=30))
+        assert [o["skip"] for o in out] == ["open_optimization"]
     assert len(sent) == 1
     assert [(t.kind, t.status) for t in triggers(engine)] == [("degradation", "started"), ("degradation", "skipped")]
 
