@@ -174,6 +174,9 @@ class ScriptedLM(_TextOnly):
     - ``reflect``: a proposal model that turns the feedback it is shown into a rule (``reflect_on``);
     - ``propose``: a proposal model that answers DSPy's instruction-proposal prompts (MIPROv2's
       ``GroundedProposer``) in DSPy's chat-adapter format (``propose_on``).
+    - ``drift?flag=PATH``: a model that drifts (the demo's): while the file PATH does not exist it
+      extracts cleanly whatever the prompt; once it exists it answers like ``follow`` (a prompt
+      without worked examples then gets an invented entity and no completion delimiter).
     ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
     containing that text (tests of failure handling); ``crash_on`` kills its own process with SIGKILL
     (a model that takes its worker down: out of memory, a native crash); ``hang_on`` never answers (a
@@ -191,7 +194,8 @@ class ScriptedLM(_TextOnly):
         self.fail_on = query.get("fail_on", [None])[0]
         self.crash_on = query.get("crash_on", [None])[0]
         self.hang_on = query.get("hang_on", [None])[0]
-        if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect", "propose"):
+        self.flag = query.get("flag", [None])[0]
+        if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect", "propose", "drift"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
     @property
@@ -217,6 +221,8 @@ class ScriptedLM(_TextOnly):
             return "answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
         if self.behaviour == "follow":
             return follow_prompt(messages)
+        if self.behaviour == "drift":
+            return follow_prompt(messages) if self.flag and os.path.exists(self.flag) else _clean_rows(messages)
         if self.behaviour == "reflect":
             return reflect_on(messages)
         if self.behaviour == "propose":
@@ -226,6 +232,15 @@ class ScriptedLM(_TextOnly):
         names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
         rows = [f"entity<|#|>{n}<|#|>other<|#|>{n} appears in the text." for n in names]
         return "\n".join(rows + ["<|COMPLETE|>"])
+
+
+def _clean_rows(messages: list[dict]) -> str:
+    """A well-behaved extractor: one row per capitalized phrase, the delimiter when the prompt shows it."""
+    prompt = "\n".join(m["content"] for m in messages)
+    match = _INPUT_TEXT.search(messages[-1]["content"])
+    text = match.group(1) if match else messages[-1]["content"]
+    rows = [f"entity<|#|>{n}<|#|>other<|#|>{n} appears in the text." for n in dict.fromkeys(_CAPITALIZED.findall(text))]
+    return "\n".join(rows + (["<|COMPLETE|>"] if "<|COMPLETE|>" in prompt else []))
 
 
 def follow_prompt(messages: list[dict]) -> str:
