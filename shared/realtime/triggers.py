@@ -12,7 +12,8 @@ behind it; ``shared.realtime.optimizer.tick`` decides which of them start an opt
   started trigger) reach ``feedback_threshold``. Feedback events carry a variant name and a model but no
   family, and names repeat across families (``baseline`` and ``DSPY_A`` exist in each): an item is
   attributed to the families having a variant of that name on that model, split in proportion to each
-  family's metric events of that variant and model over the same period (evenly when there are none).
+  family's metric events of that variant and model over the last ``degradation_baseline_hours`` (evenly
+  when there are none).
   The count is therefore an estimate wherever a name is shared.
 - **schedule**: no optimization of the family x model for ``optimization_interval_hours`` (counted from
   its first metric event when it never had one) while it had ``min_samples`` metric events in that time.
@@ -115,6 +116,13 @@ def degradation_incidents(engine: Engine, settings: Settings, now: datetime | No
     return found
 
 
+def _feedback_since(conn, since: datetime, now: datetime) -> dict[tuple[str, str], int]:
+    rows = conn.execute(select(FeedbackEvent.variant, FeedbackEvent.model, func.count())
+                        .where(FeedbackEvent.ts > since, FeedbackEvent.ts <= now)
+                        .group_by(FeedbackEvent.variant, FeedbackEvent.model))
+    return {(v, m): n for v, m, n in rows}
+
+
 def feedback_incidents(engine: Engine, settings: Settings, now: datetime | None = None) -> list[Incident]:
     now = now or now_utc()
     last = last_optimized(engine)
@@ -122,39 +130,39 @@ def feedback_incidents(engine: Engine, settings: Settings, now: datetime | None 
     with engine.connect() as conn:
         variants = conn.execute(select(PromptVariant.family, PromptVariant.model, PromptVariant.name)
                                 .where(PromptVariant.status != "trial").distinct()).all()
-        owners: dict[tuple[str, str], list[str]] = {}
+        owners: dict[tuple[str, str], list[str]] = {}  # (variant name, model) -> families having it
         for family, model, name in variants:
             if _usable(family, model, settings):
                 owners.setdefault((name, model), []).append(family)
-        pairs = {(family, model) for (_, model), fams in owners.items() for family in fams}
-        found = []
-        for family, model in sorted(pairs):
-            since = last.get((family, model), epoch)
-            names = [n for (n, m), fams in owners.items() if m == model and family in fams]
-            fb = dict(conn.execute(select(FeedbackEvent.variant, func.count()).where(
-                FeedbackEvent.model == model, FeedbackEvent.variant.in_(names), FeedbackEvent.ts > since,
-                FeedbackEvent.ts <= now).group_by(FeedbackEvent.variant)).all())
-            if not fb:
-                continue
-            traffic: dict[tuple[str, str], int] = {}
-            for fam, name, n in conn.execute(select(MetricEvent.family, MetricEvent.variant, func.count()).where(
-                    MetricEvent.model == model, MetricEvent.variant.in_(list(fb)), MetricEvent.ts > since,
-                    MetricEvent.ts <= now).group_by(MetricEvent.family, MetricEvent.variant)):
-                traffic[(fam, name)] = n
-            count, shared = 0.0, {}
-            for name, n in fb.items():
-                fams = owners[(name, model)]
-                total = sum(traffic.get((f, name), 0) for f in fams)
-                share = traffic.get((family, name), 0) / total if total else 1 / len(fams)
-                count += n * share
-                if len(fams) > 1:
-                    shared[name] = round(share, 3)
-            if count >= settings.feedback_threshold:
-                found.append(Incident(family, model, "feedback",
-                                      f"{count:.0f} feedback items since {since:%Y-%m-%d %H:%M} (threshold "
-                                      f"{settings.feedback_threshold})",
-                                      {"feedback": round(count, 2), "by_variant": fb, "shared_names": shared,
-                                       "since": since.isoformat()}))
+        pairs = sorted({(family, model) for (_, model), fams in owners.items() for family in fams})
+        since = {p: last.get(p, epoch) for p in pairs}
+        # One grouped scan per distinct cut-off (pairs never optimized share one), not one per pair.
+        counted = {cut: _feedback_since(conn, cut, now) for cut in set(since.values())}
+        # Attribution weights: each family's calls of a name over the baseline period (indexed on ts).
+        recent = now - timedelta(hours=settings.degradation_baseline_hours)
+        traffic = {(f, v, m): n for f, v, m, n in conn.execute(
+            select(MetricEvent.family, MetricEvent.variant, MetricEvent.model, func.count())
+            .where(MetricEvent.ts >= recent, MetricEvent.ts <= now, MetricEvent.family.is_not(None))
+            .group_by(MetricEvent.family, MetricEvent.variant, MetricEvent.model))}
+    found = []
+    for family, model in pairs:
+        fb = {name: n for (name, m), n in counted[since[(family, model)]].items()
+              if m == model and family in owners.get((name, m), ())}
+        count, shared = 0.0, {}
+        for name, n in fb.items():
+            fams = owners[(name, model)]
+            total = sum(traffic.get((f, name, model), 0) for f in fams)
+            share = traffic.get((family, name, model), 0) / total if total else 1 / len(fams)
+            count += n * share
+            if len(fams) > 1:
+                shared[name] = round(share, 3)
+        if count >= settings.feedback_threshold:
+            cut = since[(family, model)]
+            found.append(Incident(family, model, "feedback",
+                                  f"{count:.0f} feedback items since {cut:%Y-%m-%d %H:%M} (threshold "
+                                  f"{settings.feedback_threshold})",
+                                  {"feedback": round(count, 2), "by_variant": fb, "shared_names": shared,
+                                   "since": cut.isoformat()}))
     return found
 
 
