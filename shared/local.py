@@ -106,6 +106,23 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/promptloop"
 
+    @property
+    def log_path(self) -> Path:
+        """The server's own log (stdout and stderr), kept in ``directory`` across restarts."""
+        return Path(self.directory) / "postgres.log"
+
+    def log_tail(self, lines: int = 200) -> str:
+        """The last ``lines`` of the server's log, for a person wondering why it died."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def died(self) -> int | None:
+        """The exit status of a server that stopped without ``stop()`` having been asked; None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
     def start(self) -> "PostgresServer":
         if not (PG_BIN / "initdb").exists():
             raise ServiceError(f"PostgreSQL binaries not found in {PG_BIN} (Debian: postgresql-15)")
@@ -113,14 +130,21 @@ class PostgresServer:
         cluster = self._cluster_dir(bool(wrap))
         data = cluster / "data"
         if not data.exists():
-            subprocess.run(wrap + [str(PG_BIN / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
-                                   "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-        self.proc = subprocess.Popen(
-            wrap + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                    "-c", f"unix_socket_directories={cluster}", "-c", "fsync=off", "-c", "max_connections=200"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, self.proc, "postgres")
+            init = subprocess.run(wrap + [str(PG_BIN / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust",
+                                          "-E", "UTF8", "--no-sync"], capture_output=True, text=True)
+            if init.returncode != 0:
+                raise ServiceError(f"initdb failed (status {init.returncode}): {(init.stderr or init.stdout)[-2000:]}")
+        with open(self.log_path, "ab") as log:  # opened here, so ``nobody`` need not be able to write to it
+            self.proc = subprocess.Popen(
+                wrap + [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port), "-c",
+                        "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={cluster}", "-c", "fsync=off",
+                        "-c", "max_connections=200"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_port(self.port, self.proc, "postgres")
+        except ServiceError as exc:
+            raise ServiceError(f"{exc}; its log ({self.log_path}):\n{self.log_tail(50)}") from None
         self._create_database()
         return self
 

