@@ -108,9 +108,10 @@ def _beat_running(url: str) -> bool:
     from shared.monitoring.slots import last_tick
 
     try:
-        return last_tick(redis.Redis.from_url(url, socket_connect_timeout=2)) is not None
+        tick = last_tick(redis.Redis.from_url(url, socket_connect_timeout=2))
     except redis.RedisError:
         return False
+    return tick is not None and tick[1] < 30  # a beat ticks every second while it runs
 
 
 def _prepare(s):

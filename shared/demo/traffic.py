@@ -40,7 +40,7 @@ class Traffic:
     """Inserts batches of sentences into LightRAG in a background thread until ``stop()``."""
 
     def __init__(self, workdir: Path, redis_url: str, model_key: str, lm_spec: str, sentences: list[tuple[str, dict]],
-                 batch: int = 8):
+                 batch: int = 16):
         self.workdir, self.redis_url, self.model_key, self.lm_spec = workdir, redis_url, model_key, lm_spec
         self.sentences, self.batch = sentences, batch
         self.gold = {text: ref for text, ref in sentences}
@@ -89,7 +89,7 @@ class Traffic:
                          sample_rate=0.2)
         rag = LightRAG(working_dir=str(self.workdir), workspace=uuid.uuid4().hex, llm_model_func=llm,
                        embedding_func=EmbeddingFunc(embedding_dim=32, func=hash_embedding, max_token_size=8192),
-                       tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0, max_parallel_insert=4,
+                       tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0, max_parallel_insert=8,
                        enable_llm_cache=False, enable_llm_cache_for_entity_extract=False)
         await rag.initialize_storages()
         i = 0
