@@ -447,7 +447,7 @@ class Recommendation(Base):
     model: Mapped[str] = mapped_column(String(NAME_MAX))
     validation_id: Mapped[int | None] = mapped_column(ForeignKey("candidate_validations.id"))
     confidence: Mapped[float | None] = mapped_column(Float)
-    #: pending | deployed | dismissed
+    #: validating -> pending (waits for a person) | deployed | rejected | dismissed
     status: Mapped[str] = mapped_column(String(32), default="pending")
     reason: Mapped[str] = mapped_column(Text)
     rollout_id: Mapped[int | None] = mapped_column(ForeignKey("rollouts.id"))
