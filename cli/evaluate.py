@@ -71,7 +71,10 @@ def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[s
     (which filter emptied the set), the batch was not done in time (then it is cancelled), or every
     example failed (the most common error per variant x model is printed, with what to do).
     """
+    import redis
+
     from shared.db import get_engine
+    from shared.rediscon import get_redis
     from shared.evaluation import (batch_progress, cancel_evaluation_batch, collect_production_data,
                                    create_evaluation_batch, dataset_examples, find_variants, finish_evaluation_batch)
     from cli.evaluate_checks import check_filters, why_empty
@@ -101,6 +104,13 @@ def run_evaluate(console: Console, s: Settings, hours: float, models: Optional[s
     if not examples or not chosen:
         console.print(f"[yellow]{why_empty(engine, examples, chosen, hours, model_keys, family_names, dataset_names, variant_names, min_text_length)}[/yellow]",
                       highlight=False)
+        return 1
+    try:  # the workers are reached through Redis: know it answers before recording a batch nobody will run
+        get_redis(s).ping()
+    except redis.RedisError as exc:
+        from cli.errors import explain
+
+        console.print(f"[red]{explain(exc)}[/red]", highlight=False)
         return 1
     batch_id, chunks = create_evaluation_batch(engine, examples, chosen, batch_size, teacher)
     done, total, status = batch_progress(engine, batch_id)

@@ -137,7 +137,7 @@ def read_jsonl(path: Path, family: str, dataset: str) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
-    rows, errors, seen = [], [], set()
+    rows, errors, seen = [], [], {}
     with open(path, "rb") as f:
         for number, raw in enumerate(f, 1):
             try:
@@ -159,9 +159,10 @@ def read_jsonl(path: Path, family: str, dataset: str) -> list[dict]:
                 continue
             ext = ext or "sha256:" + hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
             if ext in seen:
-                errors.append(f"{path}:{number}: the same example (id {ext}) is on an earlier line")
+                what = "id" if obj.get("id") is not None else "inputs"
+                errors.append(f"{path}:{number}: the same {what} as line {seen[ext]}")
                 continue
-            seen.add(ext)
+            seen[ext] = number
             rows.append(_row(dataset, "user", family, ext, fields, reference))
     if errors:
         more = f"\n... and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""

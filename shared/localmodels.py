@@ -105,6 +105,7 @@ class _Meter:
         self.current_total = 0
 
     def line(self, text: str) -> None:
+        text = text.strip()  # pip indents what it logs under "Collecting ..."
         match = _PROGRESS.match(text)
         if match:
             self.current, self.current_total = int(match.group(1)), int(match.group(2))
