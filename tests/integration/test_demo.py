@@ -13,6 +13,7 @@ from .conftest import ROOT
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(900)  # the loop takes minutes by design (holds, windows); pytest's default is 300 s
 def test_demo_closes_the_loop_by_itself(tmp_path):
     env = {**os.environ, "PROMPTLOOP_DATA_DIR": str(tmp_path / "ignored")}
     env.pop("DATABASE_URL", None)
