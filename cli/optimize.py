@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import difflib
 import json
 import time
@@ -14,7 +15,8 @@ from rich.table import Table
 
 optimize_app = typer.Typer(help="DSPy optimization of a family's prompt on one model.", invoke_without_command=True)
 variants_app = typer.Typer(help="Prompt variants: list, show, diff, export for LightRAG.", no_args_is_help=True)
-console = Console()
+#: Not wrapped when piped (a copied line stays one line), as in cli.main.
+console = Console(soft_wrap=not sys.stdout.isatty())
 
 
 def _env():

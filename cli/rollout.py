@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import typer
@@ -10,7 +11,8 @@ from rich.table import Table
 
 rollout_app = typer.Typer(help="Gradual rollouts of candidate prompts (10 -> 25 -> 50 -> 75 -> 100 %).",
                           no_args_is_help=True)
-console = Console()
+#: Not wrapped when piped (a copied line stays one line), as in cli.main.
+console = Console(soft_wrap=not sys.stdout.isatty())
 
 
 def _env():

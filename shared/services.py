@@ -82,7 +82,9 @@ class Services:
         """Warm shutdown (SIGTERM: a worker finishes its current tasks), then SIGKILL what is left."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, 15)
+                # The main process only: Celery's parent then lets its pool finish the current tasks
+                # (a SIGTERM to the whole group would kill the pool processes mid-task).
+                proc.terminate()
         for proc in self.procs.values():
             try:
                 proc.wait(timeout)

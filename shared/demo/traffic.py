@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import logging
 import threading
 import uuid
 from pathlib import Path
@@ -91,6 +92,8 @@ class Traffic:
                        embedding_func=EmbeddingFunc(embedding_dim=32, func=hash_embedding, max_token_size=8192),
                        tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0, max_parallel_insert=8,
                        enable_llm_cache=False, enable_llm_cache_for_entity_extract=False)
+        # LightRAG logs every document at INFO: thousands of lines that would bury the demo's timeline.
+        logging.getLogger("lightrag").setLevel(logging.WARNING)
         await rag.initialize_storages()
         i = 0
         try:
