@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 import difflib
 import json
 import time
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from cli.common import console
+from cli.common import env as _env
+from cli.common import fail as _fail
+
 optimize_app = typer.Typer(help="DSPy optimization of a family's prompt on one model.", invoke_without_command=True)
 variants_app = typer.Typer(help="Prompt variants: list, show, diff, export for LightRAG.", no_args_is_help=True)
-#: Not wrapped when piped (a copied line stays one line), as in cli.main.
-console = Console(soft_wrap=not sys.stdout.isatty())
-
-
-def _env():
-    from cli.main import settings
-    from shared.db import get_engine
-
-    s = settings()
-    return s, get_engine(s)
-
-
-def _fail(message: str, code: int = 2):
-    console.print(f"[red]{message}[/red]")
-    raise typer.Exit(code)
 
 
 @optimize_app.callback()

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from cli.common import console
+from cli.common import env as _env
+from cli.common import fail as _fail
 
 rollout_app = typer.Typer(help="Gradual rollouts of candidate prompts (10 -> 25 -> 50 -> 75 -> 100 %).",
                           no_args_is_help=True)
-#: Not wrapped when piped (a copied line stays one line), as in cli.main.
-console = Console(soft_wrap=not sys.stdout.isatty())
-
-
-def _env():
-    from cli.main import settings
-    from shared.db import get_engine
-
-    s = settings()
-    return s, get_engine(s)
-
-
-def _fail(message: str, code: int = 2):
-    console.print(f"[red]{message}[/red]")
-    raise typer.Exit(code)
 
 
 def _publish(s, engine) -> None:
