@@ -2,13 +2,12 @@
 (subprocesses on the embedded database)."""
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.cli.runner import cli_runner
 
 ROOT = Path(__file__).resolve().parents[3]
 WHERE = ("point at your copy with --path FOLDER or PROMPTLOOP_DATASETS_DIR=FOLDER, laid out as "
@@ -18,15 +17,7 @@ WHERE = ("point at your copy with --path FOLDER or PROMPTLOOP_DATASETS_DIR=FOLDE
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**os.environ, "PROMPTLOOP_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0",
-           "PROMPTLOOP_MODELS": json.dumps({"3b": "scripted/extract"})}
-    env.pop("DATABASE_URL", None)
-    env.pop("PROMPTLOOP_DEBUG", None)
-
-    def run(*args, **extra):
-        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env={**env, **extra},
-                              capture_output=True, text=True, timeout=120)
-        return done.returncode, done.stdout + done.stderr
+    run = cli_runner(tmp_path, {"3b": "scripted/extract"})
 
     assert run("init")[0] == 0
     return run

@@ -1,26 +1,17 @@
 """``promptloop rollout`` as a person runs it: a subprocess on the embedded database, Redis down."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unit.cli.runner import cli_runner
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def cli(tmp_path):
-    env = {**os.environ, "PROMPTLOOP_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0",
-           "PROMPTLOOP_MODELS": json.dumps({"m": "scripted/follow"}), "COLUMNS": "200"}
-    env.pop("DATABASE_URL", None)
-
-    def run(*args):
-        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
-        return done.returncode, done.stdout + done.stderr
+    run = cli_runner(tmp_path, {"m": "scripted/follow"}, COLUMNS="200")
 
     assert run("init")[0] == 0
     assert run("datasets", "import", "--name", "conll04")[0] == 0

@@ -1,13 +1,12 @@
 """Mistyped values get one sentence naming what exists (subprocesses on the embedded database, Redis down)."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from tests.unit.cli.runner import cli_runner
 
 ROOT = Path(__file__).resolve().parents[3]
 FAMILIES = ("entity_extraction, relationship_extraction, summarization, query_processing, document_analysis, "
@@ -18,15 +17,7 @@ FAMILIES = ("entity_extraction, relationship_extraction, summarization, query_pr
 def cli(tmp_path_factory):
     """An initialized data dir with one old production example and a user's dataset ``mine``."""
     tmp = tmp_path_factory.mktemp("says-why")
-    env = {**os.environ, "PROMPTLOOP_DATA_DIR": str(tmp), "REDIS_URL": "redis://127.0.0.1:1/0",
-           "PROMPTLOOP_MODELS": json.dumps({"3b": "scripted/extract"})}
-    env.pop("DATABASE_URL", None)
-    env.pop("PROMPTLOOP_DEBUG", None)
-
-    def run(*args, **extra):
-        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env={**env, **extra},
-                              capture_output=True, text=True, timeout=120)
-        return done.returncode, done.stdout + done.stderr
+    run = cli_runner(tmp, {"3b": "scripted/extract"})
 
     assert run("init")[0] == 0
     from shared.db import make_engine
