@@ -164,8 +164,12 @@ def beat(loglevel: str = typer.Option("INFO")) -> None:
 
 
 @app.command()
-def demo(baseline: float = typer.Option(30.0, min=5, help="Seconds of healthy traffic before the model drifts."),
-         timeout: float = typer.Option(600.0, min=30, help="Give up after this many seconds of the loop."),
+def demo(baseline: float = typer.Option(30.0, min=5, help="Seconds of healthy traffic before the model drifts (not with --model)."),
+         timeout: Optional[float] = typer.Option(None, min=30, help="Give up after this many seconds of the loop "
+                                                 "(default 600; 4 hours with --model)."),
+         model: Optional[str] = typer.Option(None, "--model", help="A real model instead of the scripted one: "
+                                             "a local model (1.5b, 0.5b; `promptloop models fetch`) or a "
+                                             "model string (ollama_chat/qwen2.5:3b)."),
          data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the demo keeps its database, "
                                                  "logs and report (default: a new temporary folder)."),
          redis_url: Optional[str] = typer.Option(None, "--redis-url", help="Use this Redis instead of a private "
@@ -189,7 +193,7 @@ def demo(baseline: float = typer.Option(30.0, min=5, help="Seconds of healthy tr
 
     settings()
     sys.exit(run_loop_demo(console, data_dir=data_dir, redis_url=redis_url, baseline_s=baseline, timeout_s=timeout,
-                           flower=flower))
+                           flower=flower, model=model))
 
 
 @app.command()

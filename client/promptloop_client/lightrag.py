@@ -38,7 +38,8 @@ def classify_lightrag_call(prompt: str, system_prompt: str | None) -> str:
 
 
 def instrument(llm_model_func, client, model: str, variant: str = "baseline", *, sample_rate: float | None = None,
-               classify=classify_lightrag_call, router=None, routing_key=None, prompts=None, quality=None):
+               classify=classify_lightrag_call, router=None, routing_key=None, prompts=None, quality=None,
+               feedback=None):
     """Return an async ``llm_model_func`` that reports each call to ``client`` and otherwise behaves the same.
 
     ``model`` is the model key ("1.5b", "3b", "7b"); ``variant`` the prompt variant in use.
@@ -53,6 +54,11 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
     ``quality(family, prompt, system_prompt, result)``: a 0..1 score of a successful call's answer (a
     format check, a comparison with a known answer...) sent with its metric, or None; an exception or
     a value outside 0..1 sends none.
+
+    ``feedback(family, prompt, system_prompt, result)``: the same kind of callback for a rating known
+    when the call returns (a user's verdict shown with the answer, a judge run inline); its 0..1 value
+    goes out as a feedback event for the variant that served the call. Ratings that come later are sent
+    with ``client.feedback(variant, model, score)``.
     """
     _name(model, "model")
     _name(variant, "variant")
@@ -83,6 +89,12 @@ def instrument(llm_model_func, client, model: str, variant: str = "baseline", *,
         seen = f"{system_prompt}\n\n{prompt}" if system_prompt else prompt
         report_call(client, family, served, model, started, True, seen, result, rate,
                     _score(quality, family, prompt, system_prompt, result))
+        rating = _score(feedback, family, prompt, system_prompt, result)
+        if rating is not None:
+            try:
+                client.feedback(served, model, rating)
+            except Exception:  # never the host's problem
+                log.debug("promptloop feedback failed", exc_info=True)
         return result
 
     return wrapper

@@ -1,10 +1,12 @@
 """Production traffic for the demo: a real LightRAG instance inserting CoNLL04 sentences.
 
-Its ``llm_model_func`` is a scripted model (``scripted/drift``: clean until the demo flips its flag)
-wrapped by ``promptloop_client.lightrag.instrument`` with a Router, so each chunk's extraction call is
-routed to the variant the rollout state selects and reported with the variant that served it. The
-quality sent with each call is the family's own score of the answer against the sentence's gold
-entities (the demo knows them; in production a format check or a user's rating plays this part).
+Its ``llm_model_func`` is the demo's model (by default ``scripted/drift``: clean until the demo flips
+its flag; with ``--model`` a real one, local or any LiteLLM string) wrapped by
+``promptloop_client.lightrag.instrument`` with a Router, so each chunk's extraction call is routed to
+the variant the rollout state selects and reported with the variant that served it. The quality sent
+with each call is the family's own score of the answer against the sentence's gold entities (the demo
+knows them; in production a format check or a user's rating plays this part); with ``rate=True`` the
+same score also goes out as the user's feedback on the answer.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ async def hash_embedding(texts):
 class Traffic:
     """Inserts batches of sentences into LightRAG in a background thread until ``stop()``."""
 
-    def __init__(self, workdir: Path, redis_url: str, model_key: str, lm_spec: str, sentences: list[tuple[str, dict]],
-                 batch: int = 16):
-        self.workdir, self.redis_url, self.model_key, self.lm_spec = workdir, redis_url, model_key, lm_spec
-        self.sentences, self.batch = sentences, batch
+    def __init__(self, workdir: Path, redis_url: str, model_key: str, lm, sentences: list[tuple[str, dict]],
+                 batch: int = 16, rate: bool = False):
+        self.workdir, self.redis_url, self.model_key, self.lm = workdir, redis_url, model_key, lm
+        self.sentences, self.batch, self.rate = sentences, batch, rate
         self.gold = {text: ref for text, ref in sentences}
         self.calls = 0
         self._scorer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="demo-score")
@@ -72,12 +74,10 @@ class Traffic:
                                    self.gold[text]).result()["overall"]
 
     async def _llm(self, prompt, system_prompt=None, history_messages=None, **kwargs):
-        from shared.lm import ScriptedLM
-
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + \
             list(history_messages or []) + [{"role": "user", "content": prompt}]
         self.calls += 1
-        return ScriptedLM(self.lm_spec).reply(messages).text
+        return (await asyncio.to_thread(self.lm.reply, messages)).text  # a real model blocks for seconds
 
     async def _run(self) -> None:
         from lightrag import LightRAG
@@ -87,10 +87,11 @@ class Traffic:
 
         client, router = Client(self.redis_url, flush_interval=0.05), Router(self.redis_url, refresh_interval=0.5)
         llm = instrument(self._llm, client, model=self.model_key, router=router, quality=self._quality,
-                         sample_rate=0.2)
+                         feedback=self._quality if self.rate else None, sample_rate=0.2)
         rag = LightRAG(working_dir=str(self.workdir), workspace=uuid.uuid4().hex, llm_model_func=llm,
                        embedding_func=EmbeddingFunc(embedding_dim=32, func=hash_embedding, max_token_size=8192),
-                       tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0, max_parallel_insert=8,
+                       tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0,
+                       max_parallel_insert=min(8, self.batch),
                        enable_llm_cache=False, enable_llm_cache_for_entity_extract=False)
         # LightRAG logs every document at INFO: thousands of lines that would bury the demo's timeline.
         logging.getLogger("lightrag").setLevel(logging.WARNING)

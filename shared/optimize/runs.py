@@ -41,7 +41,7 @@ def create_run(engine: Engine, *, job_id: str | None = None, family: str, model:
     with engine.begin() as conn:
         return conn.execute(insert(OptimizationRun).values(
             job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent_id,
-            status="pending",
+            status="pending", created_at=_now(),  # not the server's clock: SQLite's keeps whole seconds
             cancel_requested=False, settings=json.dumps(settings, sort_keys=True), train_ids=json.dumps(train),
             val_ids=json.dumps(val), lease_token=0, lm_calls=0, cached_calls=0, seconds=0.0)).inserted_primary_key[0]
 

@@ -158,9 +158,9 @@ def feedback_incidents(engine: Engine, settings: Settings, now: datetime | None 
                 shared[name] = round(share, 3)
         if count >= settings.feedback_threshold:
             cut = since[(family, model)]
+            when = "and never optimized" if cut == epoch else f"since {cut:%Y-%m-%d %H:%M}"
             found.append(Incident(family, model, "feedback",
-                                  f"{count:.0f} feedback items since {cut:%Y-%m-%d %H:%M} (threshold "
-                                  f"{settings.feedback_threshold})",
+                                  f"{count:.0f} feedback items {when} (threshold {settings.feedback_threshold})",
                                   {"feedback": round(count, 2), "by_variant": fb, "shared_names": shared,
                                    "since": cut.isoformat()}))
     return found

@@ -31,6 +31,25 @@ def test_demo_closes_the_loop_by_itself(tmp_path):
     assert report.exists() and "data:image/png;base64" in report.read_text()
 
 
+@pytest.mark.timeout(900)
+def test_demo_with_a_model_of_its_own_closes_the_loop_on_users_feedback(tmp_path):
+    """``--model`` takes any model string; ``scripted/follow`` stands in for a real small model here (it
+    fails on LightRAG's default prompt from the first call, as the 1.5B model does, and answers at once)."""
+    env = {**os.environ, "PROMPTLOOP_DATA_DIR": str(tmp_path / "ignored")}
+    env.pop("DATABASE_URL", None)
+    run = subprocess.run([sys.executable, "-m", "cli.main", "demo", "--model", "scripted/follow", "--data-dir",
+                          str(tmp_path / "demo"), "--timeout", "600"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)
+    out = " ".join(" ".join(line for line in run.stdout.splitlines()
+                            if not line.startswith(("INFO:", "WARNING:"))).split())
+    assert run.returncode == 0, out[-4000:] + run.stderr[-3000:]
+    assert "model model: scripted/follow" in out and "the model drifts now" not in out
+    for step in ("optimization triggered (feedback)", "and never optimized (threshold 10)", "alert fired",
+                 "validated DSPY_A vs baseline", "rollout 1 promote 75% -> 100% by beat",
+                 "rollout 2 rollback 10% -> 0% by beat", "From the first call to the promoted fix"):
+        assert step in out, step
+
+
 def test_demo_refuses_a_redis_where_a_beat_already_runs(tmp_path, redis_server):
     import redis
 

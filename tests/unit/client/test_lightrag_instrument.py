@@ -58,3 +58,19 @@ def test_a_quality_callback_scores_each_answer_and_a_broken_one_sends_none(clien
         assert asyncio.run(llm(text, system_prompt=EXTRACTION)) == text  # the call is never disturbed
     client.flush(5)
     assert [m.get("quality") for m in events(server)] == [0.75, None, None, None]
+
+
+def test_a_feedback_callback_rates_each_answer_for_the_variant_that_served_it(client, server):
+    async def llm_func(prompt, system_prompt=None, history_messages=None, **kwargs):
+        return prompt
+
+    def feedback(family, prompt, system_prompt, result):
+        return {"good": 1.0, "poor": 0.25, "bad": -3}.get(result) if result != "boom" else 1 / 0
+
+    llm = instrument(llm_func, client, model="3b", variant="DSPY_B", sample_rate=0, feedback=feedback)
+    for text in ("good", "poor", "bad", "boom", "other"):
+        assert asyncio.run(llm(text, system_prompt=EXTRACTION)) == text
+    client.flush(5)
+    rated = [e for e in events(server) if e["kind"] == "feedback"]
+    assert [(e["variant"], e["model"], e["score"]) for e in rated] == [("DSPY_B", "3b", 1.0), ("DSPY_B", "3b", 0.25)]
+    assert sum(e["kind"] == "metric" for e in events(server)) == 5
