@@ -170,6 +170,22 @@ def latest_validation(engine: Engine, candidate_id: int) -> CandidateValidation 
                                .order_by(CandidateValidation.id.desc())).first()
 
 
+def deployed_outcome(engine: Engine, candidate_id: int) -> dict | None:
+    """What an earlier attempt of validate-and-deploy did, when it got as far as a rollout of the
+    candidate (a redelivered job after a kill between deploying and acknowledging); None otherwise."""
+    from ..models import Rollout
+
+    with engine.connect() as conn:
+        rollout_id = conn.execute(select(Rollout.id).where(Rollout.candidate_id == candidate_id)
+                                  .order_by(Rollout.id)).scalar()
+    validation = latest_validation(engine, candidate_id)
+    if rollout_id is None or validation is None:
+        return None
+    return {"validation_id": validation.id, "candidate_id": candidate_id, "incumbent_id": validation.incumbent_id,
+            "passed": validation.passed, "confidence": validation.confidence,
+            "stages": json.loads(validation.stages), "rollout_id": rollout_id}
+
+
 def deploy_candidate(engine: Engine, settings: Settings, candidate_id: int, rollout_percentage: float = 0.1,
                      hold_s: float | None = None, actor: str = "deploy") -> int:
     """Start the rollout of a validated candidate (backing up the incumbent); the rollout id."""

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from shared.families import get_family
 from shared.models import CandidateValidation, PromptBackup, PromptVariant
 from shared.optimize.promptset import components, rebuild
-from shared.rollout.replacement import (deploy_candidate, held_out, identify_replacement_candidates,
-                                        validate_candidate)
+from shared.rollout.replacement import (deploy_candidate, deployed_outcome, held_out,
+                                        identify_replacement_candidates, validate_candidate)
 from shared.rollout.state import RolloutError, get
 
 from .conftest import FAMILY, add_candidate
@@ -39,6 +39,17 @@ def test_a_better_candidate_passes_every_stage_and_is_deployed_at_10_percent(rol
         backup = conn.execute(select(PromptBackup).where(PromptBackup.id == r.backup_id)).one()
         original = conn.execute(select(PromptVariant.template).where(PromptVariant.id == ids["baseline"])).scalar_one()
     assert (backup.variant_id, backup.template, backup.status) == (ids["baseline"], original, "active")
+
+
+def test_a_redelivered_validation_finds_the_rollout_an_earlier_attempt_started(rollout_env):
+    settings, engine, ids = rollout_env
+    assert deployed_outcome(engine, ids["better"]) is None  # not yet validated
+    out = validate_candidate(engine, settings, ids["better"])
+    assert deployed_outcome(engine, ids["better"]) is None  # validated, not deployed: validate again
+    rollout_id = deploy_candidate(engine, settings, ids["better"])
+    again = deployed_outcome(engine, ids["better"])
+    assert again == {**{k: out[k] for k in ("validation_id", "candidate_id", "incumbent_id", "passed", "confidence",
+                                            "stages")}, "rollout_id": rollout_id}
 
 
 def test_a_candidate_no_better_than_the_incumbent_is_rejected_and_cannot_be_deployed(rollout_env):
