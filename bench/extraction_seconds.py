@@ -1,0 +1,80 @@
+"""Seconds per extraction call, the optimized prompt against LightRAG's default, measured interleaved.
+
+``bench/optimize_extraction.py`` times each variant while scoring it, hours apart and under whatever
+else the machine was doing then, so its two s/call columns are not comparable. This one loads the
+model once and alternates the two prompts on the same CoNLL04 dev sentences (A B, then B A, ...),
+without the LM cache, so both see the same machine. Prints seconds, prompt and output tokens per call
+and the ratios (optimized / default).
+
+    .venv/bin/python bench/extraction_seconds.py --sentences 4 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="1.5b")
+    p.add_argument("--sentences", type=int, default=4, help="dev sentences, each answered once per prompt")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-tokens", type=int, default=512)
+    args = p.parse_args()
+
+    from llama_cpp import Llama
+    from sqlalchemy import create_engine, select
+
+    from shared.families import get_family
+    from shared.families.template import PromptTemplate
+    from shared.localmodels import model_path
+    from shared.models import EvalExample, PromptVariant
+    from shared.settings import get_settings
+
+    engine = create_engine(f"sqlite:///{RESULTS / f'optimize_extraction.{args.model}.sqlite'}")
+    family = get_family("entity_extraction")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(PromptVariant.name, PromptVariant.template).where(
+            PromptVariant.family == "entity_extraction", PromptVariant.name.in_(["baseline", "DSPY_A"]))).all())
+        texts = conn.execute(select(EvalExample.input).where(EvalExample.family == "entity_extraction",
+                                                             EvalExample.split == "dev")
+                             .order_by(EvalExample.id.desc()).limit(args.sentences)).scalars().all()
+    optimized = PromptTemplate.from_json(rows["DSPY_A"])
+    default = PromptTemplate.from_json(rows["baseline"])
+    llama = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), n_ctx=4096,
+                  n_threads=args.threads, verbose=False)
+    measured: dict[str, list[tuple[float, int, int]]] = {"DSPY_A": [], "default": []}
+    for i, text in enumerate(texts):
+        fields = family.inputs(text)
+        order = [("DSPY_A", optimized), ("default", default)]
+        for name, template in (order if i % 2 == 0 else order[::-1]):
+            llama.reset()  # no prefix reuse from the other prompt's call
+            started = time.perf_counter()
+            out = llama.create_chat_completion(messages=template.render(**fields), temperature=0.0,
+                                               max_tokens=args.max_tokens)
+            seconds = time.perf_counter() - started
+            usage = out["usage"]
+            measured[name].append((seconds, usage["prompt_tokens"], usage["completion_tokens"]))
+            print(f"sentence {i}: {name:8s} {seconds:6.1f} s, {usage['prompt_tokens']} prompt + "
+                  f"{usage['completion_tokens']} output tokens", flush=True)
+    summary = {name: {"seconds_per_call": statistics.mean(s for s, _, _ in rows_),
+                      "prompt_tokens": statistics.mean(p for _, p, _ in rows_),
+                      "output_tokens": statistics.mean(o for _, _, o in rows_)} for name, rows_ in measured.items()}
+    ratios = {k: summary["DSPY_A"][k] / summary["default"][k] for k in summary["default"]}
+    report = {"sentences": len(texts), "threads": args.threads, "max_tokens": args.max_tokens, "summary": summary,
+              "ratio_optimized_over_default": ratios, "calls": measured}
+    (RESULTS / f"extraction_seconds.{args.model}.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({"summary": summary, "ratio_optimized_over_default": ratios}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
