@@ -143,9 +143,14 @@ def _unusable(key: str, spec: str) -> str | None:
     from shared.localmodels import model_path
     from shared.settings import load_settings
 
-    path = model_path(load_settings().models_dir, key)
+    target = spec.split("/", 1)[1]  # a GGUF path or a known local model's name, as get_lm reads it
+    try:
+        path = Path(target) if target.endswith(".gguf") else model_path(load_settings().models_dir, target)
+    except ValueError as exc:
+        return str(exc)
     if not path.exists():
-        return f"the local model {key} is not here ({path}): run `promptloop models fetch {key}` first"
+        fix = "give the path of a GGUF file" if target.endswith(".gguf") else f"run `promptloop models fetch {key}` first"
+        return f"the local model {target} is not here ({path}): {fix}"
     try:
         import llama_cpp  # noqa: F401
     except ImportError:

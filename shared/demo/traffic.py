@@ -48,6 +48,7 @@ class Traffic:
         self.sentences, self.batch, self.rate = sentences, batch, rate
         self.gold = {text: ref for text, ref in sentences}
         self.calls = 0
+        self._last = None  # ((prompt, answer), quality) of the latest scored answer
         self._scorer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="demo-score")
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -70,8 +71,15 @@ class Traffic:
         if family != FAMILY or text not in self.gold:
             return None
         # The family's scoring runs LightRAG's parser, which runs its own event loop: not in LightRAG's.
-        return self._scorer.submit(entity_extraction, result, {"input_text": text},
-                                   self.gold[text]).result()["overall"]
+        score = self._scorer.submit(entity_extraction, result, {"input_text": text},
+                                    self.gold[text]).result()["overall"]
+        self._last = ((prompt, result), score)
+        return score
+
+    def _rating(self, family, prompt, system_prompt, result):
+        """The user's rating: the quality just computed for this same answer (instrument asks right after)."""
+        last = self._last
+        return last[1] if last is not None and last[0] == (prompt, result) else None
 
     async def _llm(self, prompt, system_prompt=None, history_messages=None, **kwargs):
         messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + \
@@ -87,7 +95,7 @@ class Traffic:
 
         client, router = Client(self.redis_url, flush_interval=0.05), Router(self.redis_url, refresh_interval=0.5)
         llm = instrument(self._llm, client, model=self.model_key, router=router, quality=self._quality,
-                         feedback=self._quality if self.rate else None, sample_rate=0.2)
+                         feedback=self._rating if self.rate else None, sample_rate=0.2)
         rag = LightRAG(working_dir=str(self.workdir), workspace=uuid.uuid4().hex, llm_model_func=llm,
                        embedding_func=EmbeddingFunc(embedding_dim=32, func=hash_embedding, max_token_size=8192),
                        tokenizer=Tokenizer("bytes", ByteTokenizer()), entity_extract_max_gleaning=0,

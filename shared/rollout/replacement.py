@@ -117,8 +117,13 @@ def validate_candidate(engine: Engine, settings: Settings, candidate_id: int, ru
         validation_id = conn.execute(CandidateValidation.__table__.insert().values(
             candidate_id=cand.id, incumbent_id=inc.id, passed=passed, confidence=confidence,
             stages=json.dumps(stages))).inserted_primary_key[0]
-        conn.execute(update(PromptVariant).where(PromptVariant.id == cand.id)
-                     .values(status="validated" if passed else "rejected"))
+        # Only while it is still a candidate: a second copy of a long validation (a job redelivered while
+        # the first still runs) must not turn a variant that meanwhile rolled out back into a candidate.
+        marked = conn.execute(update(PromptVariant).where(PromptVariant.id == cand.id,
+                                                          PromptVariant.status.in_(("candidate", "validated", "rejected")))
+                              .values(status="validated" if passed else "rejected"))
+        if marked.rowcount != 1:
+            raise RolloutError(f"variant {candidate_id} ({cand.name}) left the candidate states while it was validated")
     return {"validation_id": validation_id, "candidate_id": cand.id, "incumbent_id": inc.id, "passed": passed,
             "confidence": confidence, "stages": stages}
 

@@ -52,6 +52,28 @@ def test_a_redelivered_validation_finds_the_rollout_an_earlier_attempt_started(r
                                             "stages")}, "rollout_id": rollout_id}
 
 
+def test_a_second_copy_of_a_validation_never_turns_a_rolled_out_variant_back_into_a_candidate(rollout_env):
+    """A long validation redelivered while the first copy runs: the first copy deploys the candidate
+    while the second is still scoring; the second then stores nothing and changes nothing."""
+    from shared.optimize.scoring import in_process
+
+    settings, engine, ids = rollout_env
+    validate_candidate(engine, settings, ids["better"])
+    first = []
+
+    def scoring_while_the_first_copy_deploys(*args, **kwargs):
+        if not first:
+            first.append(deploy_candidate(engine, settings, ids["better"]))
+        return in_process(*args, **kwargs)
+
+    with pytest.raises(RolloutError, match="left the candidate states while it was validated"):
+        validate_candidate(engine, settings, ids["better"], runner=scoring_while_the_first_copy_deploys)
+    assert first and status_of(engine, ids["better"]) == "rolling_out"
+    with engine.connect() as conn:
+        assert len(conn.execute(select(CandidateValidation.id).where(
+            CandidateValidation.candidate_id == ids["better"])).all()) == 1  # the second verdict rolled back
+
+
 def test_a_candidate_no_better_than_the_incumbent_is_rejected_and_cannot_be_deployed(rollout_env):
     settings, engine, ids = rollout_env
     out = validate_candidate(engine, settings, ids["same"])
