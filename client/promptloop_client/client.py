@@ -214,12 +214,15 @@ class Client:
         # threads and the flusher all change them, and `x += n` is not atomic.
         self._lock = threading.Lock()
         self._buf: deque = deque()
-        self._bytes = 0  # _cost of everything buffered or in flight
-        self._inflight_bytes = 0  # _cost of the events in flight, as they were buffered
+        self._bytes = 0  # _cost of everything buffered or in flight, less what is doomed
+        # The events in flight (taken by the flusher, oldest first): each one's _cost as it was
+        # buffered. They are the oldest events, so a cap hit while they are in flight dooms them
+        # first (``_doomed`` of them, from the front): a failed send then drops them, not newer ones.
+        self._inflight_costs: list[int] = []
+        self._doomed = 0
         self._counts = {"emitted": 0, "sent": 0, "dropped": 0, "send_errors": 0, "internal_errors": 0}
         self._last_error: str | None = None
         self._stream_len = 0
-        self._inflight = 0
         self._sending = False
         self._wake = threading.Event()
         self._closed = False
@@ -302,10 +305,16 @@ class Client:
             self._wake.set()
 
     def _drop_oldest(self) -> None:
-        """Drop the oldest buffered events until both caps hold; the lock is held."""
-        buf, counts = self._buf, self._counts
-        while buf and (len(buf) > self.max_buffer or self._bytes > self.max_buffer_bytes):
-            self._bytes -= _cost(buf.popleft())
+        """Drop the oldest events until both caps hold, those in flight first; the lock is held."""
+        buf, counts, costs = self._buf, self._counts, self._inflight_costs
+        while len(buf) + len(costs) - self._doomed > self.max_buffer or self._bytes > self.max_buffer_bytes:
+            if self._doomed < len(costs):  # older than anything buffered: dropped if their send fails
+                self._bytes -= costs[self._doomed]
+                self._doomed += 1
+            elif buf:
+                self._bytes -= _cost(buf.popleft())
+            else:
+                break
             counts["dropped"] += 1
 
     # ----- the flusher ---------------------------------------------------------------------
@@ -319,9 +328,9 @@ class Client:
         # does not have): start afresh, sending only its own events.
         self._lock = threading.Lock()
         self._buf = deque()
-        self._bytes = self._inflight_bytes = 0
+        self._bytes, self._inflight_costs, self._doomed = 0, [], 0
         self._wake = threading.Event()
-        self._sending, self._inflight = False, 0
+        self._sending = False
         self._counts = dict.fromkeys(self._counts, 0)
         if not self._closed:
             self._start()
@@ -385,8 +394,7 @@ class Client:
                 if not self._buf:
                     break
                 item = self._buf.popleft()
-                self._inflight += 1
-                self._inflight_bytes += _cost(item)
+                self._inflight_costs.append(_cost(item))
             payload = item if type(item) is bytes else self._encode_or_count(item)
             if payload is None:
                 continue
@@ -399,12 +407,14 @@ class Client:
             return self._encode(item)
         except Exception:  # validated on the way in, so this is a bug: lose one event, not the batch
             log.exception("promptloop could not encode an event")
-            cost = _cost(item)
             self._internal_error()
-            with self._lock:
-                self._inflight -= 1
-                self._inflight_bytes -= cost
-                self._bytes -= cost
+            with self._lock:  # the newest in flight; already out of _bytes (and counted) if doomed
+                cost = self._inflight_costs.pop()
+                if self._doomed > len(self._inflight_costs):
+                    self._doomed -= 1
+                    self._counts["dropped"] -= 1
+                else:
+                    self._bytes -= cost
             return None
 
     @staticmethod
@@ -414,17 +424,18 @@ class Client:
     def _sent(self, batch: list[bytes]) -> None:
         with self._lock:
             self._counts["sent"] += len(batch)
-            self._bytes -= self._inflight_bytes
-            self._inflight = self._inflight_bytes = 0
+            self._counts["dropped"] -= self._doomed  # doomed while in flight, but they made it
+            self._bytes -= sum(self._inflight_costs[self._doomed:])
+            self._inflight_costs, self._doomed = [], 0
 
     def _give_back(self, batch: list[bytes]) -> None:
         # Encoded events keep their event_id, so a batch Redis partly applied is stored once downstream.
         # They are the oldest events, so when the buffer is over a cap they are the first dropped.
-        cost = sum(map(_cost, batch))
         with self._lock:
-            self._buf.extendleft(reversed(batch))
-            self._bytes += cost - self._inflight_bytes
-            self._inflight = self._inflight_bytes = 0
+            keep = batch[self._doomed:]  # the doomed (oldest) ones are dropped: counted when doomed
+            self._buf.extendleft(reversed(keep))
+            self._bytes += sum(map(_cost, keep)) - sum(self._inflight_costs[self._doomed:])
+            self._inflight_costs, self._doomed = [], 0
             self._drop_oldest()
 
     # ----- control ---------------------------------------------------------------------------
@@ -470,7 +481,7 @@ class Client:
         """Counters: emitted, sent, dropped (oldest, buffer full), buffered (events, and their
         ``buffered_bytes``), send_errors, internal_errors, last_error."""
         with self._lock:
-            return {**self._counts, "buffered": len(self._buf) + self._inflight, "buffered_bytes": self._bytes,
+            return {**self._counts, "buffered": len(self._buf) + len(self._inflight_costs) - self._doomed, "buffered_bytes": self._bytes,
                     "last_error": self._last_error}
 
     def _internal_error(self) -> None:
