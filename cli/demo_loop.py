@@ -140,12 +140,12 @@ def _unusable(key: str, spec: str) -> str | None:
     """One sentence when the demo's model cannot run here (a local model not fetched, no llama-cpp)."""
     if not spec.startswith("local/"):
         return None
-    from shared.localmodels import model_path
+    from shared.lm import local_model_path
     from shared.settings import load_settings
 
-    target = spec.split("/", 1)[1]  # a GGUF path or a known local model's name, as get_lm reads it
+    target = spec.split("/", 1)[1]
     try:
-        path = Path(target) if target.endswith(".gguf") else model_path(load_settings().models_dir, target)
+        path = local_model_path(spec, load_settings())
     except ValueError as exc:
         return str(exc)
     if not path.exists():

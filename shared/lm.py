@@ -316,13 +316,17 @@ def get_lm(model_key: str, settings: Settings):
     if spec.startswith("scripted/"):
         return ScriptedLM(spec)
     if spec.startswith("local/"):
-        from .localmodels import model_path
-
-        target = spec.split("/", 1)[1]
-        path = Path(target) if target.endswith(".gguf") else model_path(settings.models_dir, target)
-        return LocalGGUF(spec, path, n_ctx=settings.local_n_ctx, max_tokens=settings.lm_max_tokens,
-                         threads=settings.local_threads)
+        return LocalGGUF(spec, local_model_path(spec, settings), n_ctx=settings.local_n_ctx,
+                         max_tokens=settings.lm_max_tokens, threads=settings.local_threads)
     return LiteLLM(spec, api_base=settings.lm_api_base, max_tokens=settings.lm_max_tokens)
+
+
+def local_model_path(spec: str, settings: Settings) -> Path:
+    """The GGUF file of a ``local/<path.gguf or known name>`` spec (``ValueError`` for an unknown name)."""
+    from .localmodels import model_path
+
+    target = spec.split("/", 1)[1]
+    return Path(target) if target.endswith(".gguf") else model_path(settings.models_dir, target)
 
 
 def cache_key(lm, messages: list[dict]) -> str:

@@ -92,6 +92,20 @@ def pool_children(pid: int) -> list[int]:
     return children
 
 
+def kill_pool(worker) -> None:
+    """SIGKILL the worker's pool processes (the ones running its tasks), as an OOM kill would; the
+    worker's main process lives on and sees the loss."""
+    children = []
+    for _ in range(50):
+        children = pool_children(worker.pid)
+        if children:
+            break
+        time.sleep(0.1)
+    assert children, "the worker has a pool process"
+    for child in children:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_a_killed_worker_resumes_from_its_checkpoint(stack, tmp_path):
     setup_stack(stack, tmp_path)
     optimizer = stack.start_worker("opt", queues="optimize")
@@ -100,18 +114,10 @@ def test_a_killed_worker_resumes_from_its_checkpoint(stack, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     trials = select(func.count()).select_from(OptimizationTrial)
     stack.wait_for(lambda: scalar(stack, trials) >= 3, 240, "three trials checkpointed")
-    # The process running the task (the worker's pool child) dies, as an OOM kill would take it; the
-    # worker's main process sees the loss and gives the message back (acks_late + reject_on_worker_lost).
-    children = []
-    for _ in range(50):
-        children = pool_children(optimizer.pid)
-        if children:
-            break
-        time.sleep(0.1)
-    assert children, "the optimize worker has a pool process"
+    # The process running the task dies; the worker's main process sees the loss and gives the
+    # message back (acks_late + reject_on_worker_lost).
     at_kill = scalar(stack, trials)
-    for child in children:
-        os.kill(child, signal.SIGKILL)
+    kill_pool(optimizer)
     out = follower.communicate(timeout=600)[0]
     assert follower.returncode == 0, out
     with stack.engine.connect() as conn:

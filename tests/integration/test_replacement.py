@@ -2,16 +2,13 @@
 gives the job back, and the candidate is still validated, deployed once and recorded."""
 
 import json
-import os
-import signal
-import time
 
 import pytest
 from sqlalchemy import select
 
 from shared.models import CandidateValidation, EvaluationBatch, PromptVariant, Recommendation, Rollout
 
-from .test_optimize import cli, pool_children, python, setup_stack
+from .test_optimize import cli, kill_pool, python, setup_stack
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +44,7 @@ def test_a_worker_lost_mid_validation_still_validates_and_deploys_the_candidate_
     # Validation's scoring has begun on the evaluate queue: the job is running in the validator's pool.
     stack.wait_for(lambda: len(rows(stack, select(EvaluationBatch.id))) > before, 120, "validation's first batch")
     assert "validate_and_deploy" in (stack.workdir / "validator.log").read_text().split("ready.", 1)[-1]
-    children = []
-    for _ in range(50):
-        children = pool_children(validator.pid)
-        if children:
-            break
-        time.sleep(0.1)
-    assert children, "the validator has a pool process"
-    for child in children:  # the process running validate_and_deploy dies (an OOM kill)
-        os.kill(child, signal.SIGKILL)
+    kill_pool(validator)  # the process running validate_and_deploy dies
 
     def decided():
         found = rows(stack, select(Recommendation.status, Recommendation.reason, Recommendation.rollout_id))
