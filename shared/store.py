@@ -1,6 +1,8 @@
 """Idempotent writes of validated events and dead letters.
 
-PostgreSQL: COPY straight into the table inside a savepoint, the fastest way in. A duplicate
+PostgreSQL: binary COPY straight into the table inside a savepoint, the fastest way in (binary
+rows cost the worker about a third of text rows to format, and the server parses no timestamps
+or numbers). A duplicate
 ``event_id`` (a batch replayed after a crash, a producer's retry) aborts that COPY; the batch then goes
 through a temporary staging table and ``INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING``.
 Other databases (SQLite): a multi-row ``INSERT ... ON CONFLICT DO NOTHING``.
@@ -16,7 +18,9 @@ from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
 import psycopg
-from sqlalchemy import Connection, Table, text
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from sqlalchemy import Boolean, Connection, DateTime, Float, Integer, String, Table, Uuid, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -30,6 +34,36 @@ COLUMNS = {
 
 
 _GETTERS = {kind: attrgetter(*names) for kind, names in COLUMNS.items()}
+
+
+def _binary_type(column) -> str:
+    """The PostgreSQL type a binary COPY sends for ``column`` (the server checks lengths itself)."""
+    kind = column.type
+    for sa_type, pg_type in ((Boolean, "bool"), (Integer, "int4"), (Float, "float8"), (Uuid, "uuid"),
+                             (String, "text")):
+        if isinstance(kind, sa_type):
+            return pg_type
+    if isinstance(kind, DateTime) and kind.timezone:
+        return "timestamptz"
+    raise TypeError(f"no binary COPY type for {column.table.name}.{column.name} ({kind!r})")
+
+
+#: Per event kind, the binary COPY types of ``COLUMNS[kind]``.
+COPY_TYPES = {kind: [_binary_type(model.__table__.c[name]) for name in COLUMNS[kind]]
+              for kind, model in EVENT_TABLES.items()}
+
+
+class _UuidTextBinaryDumper(Dumper):
+    """A UUID kept as its text form (as events carry it) in binary: 16 bytes, no ``uuid.UUID`` made."""
+
+    format = Format.BINARY
+    oid = psycopg.adapters.types["uuid"].oid
+
+    def dump(self, obj) -> bytes:
+        try:
+            return bytes.fromhex(obj.replace("-", "")) if isinstance(obj, str) else obj.bytes
+        except (ValueError, AttributeError):
+            raise psycopg.DataError(f"not a UUID: {obj!r:.80}") from None
 
 
 def event_row(event) -> tuple:
@@ -116,11 +150,11 @@ def insert_events(conn: Connection, kind: str, rows: Iterable[tuple]) -> int:
         copied: list[tuple] = []  # kept for the staged insert, should a duplicate abort the COPY
         try:
             with conn.begin_nested():
-                _copy(conn, table.name, COLUMNS[kind], _kept(rows, copied))
+                copy_rows(conn, table.name, kind, _kept(rows, copied))
             return len(copied)
         except psycopg.errors.UniqueViolation:
             copied.extend(rows)  # any the COPY had not read yet
-            return _staged_insert(conn, table, COLUMNS[kind], copied)
+            return _staged_insert(conn, table, kind, copied)
     rows = list(rows)
     if not rows:
         return 0
@@ -135,20 +169,29 @@ def _kept(rows: Iterator[tuple], kept: list[tuple]) -> Iterator[tuple]:
         yield row
 
 
-def _copy(conn: Connection, table: str, columns: list[str], rows: Iterable[tuple]) -> None:
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+def copy_rows(conn: Connection, table: str, kind: str, rows: Iterable[tuple]) -> None:
+    """Binary COPY of ``rows`` (``COLUMNS[kind]``'s values) into ``table`` (PostgreSQL only).
+
+    A value PostgreSQL refuses raises its error (a ``psycopg.Error``) and the COPY ends with nothing
+    of it stored.
+    """
+    driver = conn.connection.driver_connection
+    driver.adapters.register_dumper(None, _UuidTextBinaryDumper)  # before the cursor: it reads them then
+    cursor = driver.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(COLUMNS[kind])}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(COPY_TYPES[kind])
         write_row = copy.write_row
         for row in rows:
             write_row(row)
 
 
-def _staged_insert(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> int:
+def _staged_insert(conn: Connection, table: Table, kind: str, rows: list[tuple]) -> int:
+    columns = COLUMNS[kind]
     stage = f"stage_{table.name}"
     ddl = ", ".join(f"{name} {table.c[name].type.compile(conn.dialect)}" for name in columns)
     # Temporary tables live per connection: created once, emptied after each use.
     conn.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({ddl})"))
-    _copy(conn, stage, columns, rows)
+    copy_rows(conn, stage, kind, rows)
     cols = ", ".join(columns)
     inserted = conn.execute(text(
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT (event_id) DO NOTHING"
