@@ -5,6 +5,9 @@ cap (100,000) alone lets big examples take any amount of memory.
 """
 
 import json
+import os
+import signal
+import time
 import tracemalloc
 
 import pytest
@@ -48,6 +51,35 @@ def test_with_redis_unreachable_memory_stays_under_the_byte_cap_and_the_oldest_g
     # What arrived is the newest examples, in order: exactly the `dropped` oldest are missing.
     assert latencies == [float(i) for i in range(stats["dropped"], n)]
     assert c.stats()["dropped"] == stats["dropped"] and c.stats()["buffered_bytes"] == 0
+    c.close(1)
+
+
+def test_events_dropped_while_in_flight_are_uncounted_when_their_send_succeeds(redis_server):
+    # Redis stopped (SIGSTOP) holds the flusher's XADD open: its batch is in flight while the caller
+    # goes over the cap, so that batch (the oldest events) is marked dropped first; then Redis goes
+    # on, the XADD succeeds, and those events count as sent, not dropped.
+    c = Client(redis_server.url, max_buffer=100, batch_size=50, flush_interval=60, socket_timeout=30)
+    c.feedback("v", "3b", 0.5)
+    assert c.flush(5)
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(50):  # a full batch wakes the flusher, which takes it and waits on Redis
+            c.metric("v", "3b", float(i), True)
+        deadline = time.monotonic() + 10
+        while not (c._sending and not c._buf):
+            assert time.monotonic() < deadline, "the flusher never took the batch"
+            time.sleep(0.001)
+        for i in range(50, 200):
+            c.metric("v", "3b", float(i), True)
+        during = c.stats()
+        assert (during["buffered"], during["dropped"]) == (100, 100)  # the 50 in flight, then 50..99
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    assert c.flush(10)
+    after = c.stats()
+    assert (after["sent"], after["dropped"], after["buffered"], after["buffered_bytes"]) == (151, 50, 0, 0)
+    latencies = [e["latency_ms"] for e in arrived(redis_server.url) if e["kind"] == "metric"]
+    assert latencies == [float(i) for i in [*range(50), *range(100, 200)]]
     c.close(1)
 
 
