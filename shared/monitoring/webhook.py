@@ -44,13 +44,18 @@ def payload(row, kind: str) -> dict:
             "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None}
 
 
+_UNPOSTED = or_(Alert.fire_posted.is_(False), (Alert.status == "resolved") & Alert.resolve_posted.is_(False))
+
+
 def unposted(engine: Engine, limit: int = 20) -> list[int]:
     """Alerts whose firing, or resolution, the webhook has not acknowledged; oldest first."""
-    query = (select(Alert.id).where(or_(Alert.fire_posted.is_(False),
-                                        (Alert.status == "resolved") & Alert.resolve_posted.is_(False)))
-             .order_by(Alert.id).limit(limit))
     with engine.connect() as conn:
-        return list(conn.scalars(query))
+        return list(conn.scalars(select(Alert.id).where(_UNPOSTED).order_by(Alert.id).limit(limit)))
+
+
+def _still_unposted(engine: Engine, alert_id: int) -> bool:
+    with engine.connect() as conn:
+        return conn.scalar(select(Alert.id).where(Alert.id == alert_id, _UNPOSTED)) is not None
 
 
 def send(url: str, body: dict, timeout: float) -> bool:
@@ -92,10 +97,14 @@ def _leased(engine: Engine, r: redis.Redis, settings: Settings, alert_id: int, t
     except Exception:
         log.exception("posting alert %s failed", alert_id)
     finally:
-        try:
-            r.eval(_RELEASE, 1, f"{LEASE_PREFIX}{alert_id}", token)
-        except redis.RedisError:
-            pass  # the lease expires by itself
+        _release(r, alert_id, token)
+
+
+def _release(r: redis.Redis, alert_id: int, token: str) -> None:
+    try:
+        r.eval(_RELEASE, 1, f"{LEASE_PREFIX}{alert_id}", token)
+    except redis.RedisError:
+        pass  # the lease expires by itself
 
 
 def post_pending(engine: Engine, r: redis.Redis, settings: Settings, wait: bool = False,
@@ -113,6 +122,9 @@ def post_pending(engine: Engine, r: redis.Redis, settings: Settings, wait: bool 
         token = uuid.uuid4().hex
         if not r.set(f"{LEASE_PREFIX}{alert_id}", token, nx=True, px=lease_ms):
             continue  # another caller is posting it right now
+        if not _still_unposted(engine, alert_id):  # posted (and its lease let go) since the query above
+            _release(r, alert_id, token)
+            continue
         thread = threading.Thread(target=_leased, args=(engine, r, settings, alert_id, token),
                                   name=f"alert-webhook-{alert_id}", daemon=True)
         thread.start()

@@ -117,3 +117,17 @@ def test_nothing_is_posted_or_marked_without_a_url(db, r):
     settings, engine = db
     (alert_id,) = fire(engine, settings)
     assert post_pending(engine, r, settings, wait=True) == [] and unposted(engine) == [alert_id]
+
+
+def test_an_alert_posted_between_the_query_and_the_lease_is_not_started_again(db, r, monkeypatch):
+    # Another caller's thread marks the alert posted and lets its lease go after this caller read the
+    # unposted ids and before it took the lease: the lease is free, but there is nothing to post.
+    settings, engine = db
+    with HookServer() as hook:
+        s = with_hook(settings, hook.url)
+        (alert_id,) = fire(engine, s)
+        assert post_pending(engine, r, s, wait=True) == [alert_id]
+        monkeypatch.setattr("shared.monitoring.webhook.unposted", lambda engine, limit=20: [alert_id])
+        assert post_pending(engine, r, s, wait=True) == []
+        assert not r.keys("*")  # and its lease was let go
+        assert len(hook.events()) == 1
