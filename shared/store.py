@@ -20,7 +20,8 @@ from operator import attrgetter
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
-from sqlalchemy import Boolean, Connection, DateTime, Float, Integer, String, Table, Uuid, text
+from sqlalchemy import (BigInteger, Boolean, Connection, DateTime, Float, Integer, SmallInteger, String, Table, Uuid,
+                        text)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -39,8 +40,8 @@ _GETTERS = {kind: attrgetter(*names) for kind, names in COLUMNS.items()}
 def _binary_type(column) -> str:
     """The PostgreSQL type a binary COPY sends for ``column`` (the server checks lengths itself)."""
     kind = column.type
-    for sa_type, pg_type in ((Boolean, "bool"), (Integer, "int4"), (Float, "float8"), (Uuid, "uuid"),
-                             (String, "text")):
+    for sa_type, pg_type in ((Boolean, "bool"), (BigInteger, "int8"), (SmallInteger, "int2"), (Integer, "int4"),
+                             (Float, "float8"), (Uuid, "uuid"), (String, "text")):
         if isinstance(kind, sa_type):
             return pg_type
     if isinstance(kind, DateTime) and kind.timezone:
@@ -61,9 +62,12 @@ class _UuidTextBinaryDumper(Dumper):
 
     def dump(self, obj) -> bytes:
         try:
-            return bytes.fromhex(obj.replace("-", "")) if isinstance(obj, str) else obj.bytes
+            data = bytes.fromhex(obj.replace("-", "")) if isinstance(obj, str) else obj.bytes
         except (ValueError, AttributeError):
-            raise psycopg.DataError(f"not a UUID: {obj!r:.80}") from None
+            data = b""
+        if len(data) != 16:
+            raise psycopg.DataError(f"not a UUID: {obj!r:.80}")
+        return data
 
 
 def event_row(event) -> tuple:
