@@ -6,7 +6,12 @@ model once and alternates the two prompts on the same CoNLL04 dev sentences (A B
 without the LM cache, so both see the same machine. Prints seconds, prompt and output tokens per call
 and the ratios (optimized / default).
 
-    .venv/bin/python bench/extraction_seconds.py --sentences 4 --threads 1
+By default each call starts cold (``reset``: the whole prompt is evaluated). ``--warm`` gives each
+prompt a model instance of its own that keeps the KV cache of its previous call, as a server does
+that serves one prompt (llama.cpp's prefix reuse, Ollama's per-slot cache): the system prompt and
+the examples are then evaluated once, and a call pays for the input text and the answer.
+
+    .venv/bin/python bench/extraction_seconds.py --sentences 4 --threads 1 [--warm] [--variant DSPY_B]
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=4, help="dev sentences, each answered once per prompt")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--variant", default="DSPY_A", help="the optimized variant's name in the bench's SQLite file")
+    p.add_argument("--warm", action="store_true", help="one model per prompt, each keeping its previous call's "
+                   "KV cache (a warm server) instead of a cold prompt each call")
     args = p.parse_args()
 
     from llama_cpp import Llama
@@ -44,20 +52,32 @@ def main() -> None:
     family = get_family("entity_extraction")
     with engine.connect() as conn:
         rows = dict(conn.execute(select(PromptVariant.name, PromptVariant.template).where(
-            PromptVariant.family == "entity_extraction", PromptVariant.name.in_(["baseline", "DSPY_A"]))).all())
+            PromptVariant.family == "entity_extraction", PromptVariant.name.in_(["baseline", args.variant]))).all())
         texts = conn.execute(select(EvalExample.input).where(EvalExample.family == "entity_extraction",
                                                              EvalExample.split == "dev")
-                             .order_by(EvalExample.id.desc()).limit(args.sentences)).scalars().all()
-    optimized = PromptTemplate.from_json(rows["DSPY_A"])
+                             .order_by(EvalExample.id.desc()).limit(args.sentences + 1)).scalars().all()
+    texts, spare = texts[:args.sentences], texts[args.sentences]  # the spare one warms the caches
+    optimized = PromptTemplate.from_json(rows[args.variant])
     default = PromptTemplate.from_json(rows["baseline"])
-    llama = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), n_ctx=4096,
-                  n_threads=args.threads, verbose=False)
-    measured: dict[str, list[tuple[float, int, int]]] = {"DSPY_A": [], "default": []}
+
+    def load():
+        return Llama(model_path=str(model_path(get_settings().models_dir, args.model)), n_ctx=4096,
+                     n_threads=args.threads, verbose=False)
+
+    shared_llama = None if args.warm else load()
+    llamas = {name: load() if args.warm else shared_llama for name in (args.variant, "default")}
+    if args.warm:  # one untimed call each fills the cache with its prompt's fixed part
+        for name, template in ((args.variant, optimized), ("default", default)):
+            llamas[name].create_chat_completion(messages=template.render(**family.inputs(spare)),
+                                                temperature=0.0, max_tokens=1)
+    measured: dict[str, list[tuple[float, int, int]]] = {args.variant: [], "default": []}
     for i, text in enumerate(texts):
         fields = family.inputs(text)
-        order = [("DSPY_A", optimized), ("default", default)]
+        order = [(args.variant, optimized), ("default", default)]
         for name, template in (order if i % 2 == 0 else order[::-1]):
-            llama.reset()  # no prefix reuse from the other prompt's call
+            llama = llamas[name]
+            if not args.warm:
+                llama.reset()  # no prefix reuse from the other prompt's call
             started = time.perf_counter()
             out = llama.create_chat_completion(messages=template.render(**fields), temperature=0.0,
                                                max_tokens=args.max_tokens)
@@ -69,10 +89,12 @@ def main() -> None:
     summary = {name: {"seconds_per_call": statistics.mean(s for s, _, _ in rows_),
                       "prompt_tokens": statistics.mean(p for _, p, _ in rows_),
                       "output_tokens": statistics.mean(o for _, _, o in rows_)} for name, rows_ in measured.items()}
-    ratios = {k: summary["DSPY_A"][k] / summary["default"][k] for k in summary["default"]}
-    report = {"sentences": len(texts), "threads": args.threads, "max_tokens": args.max_tokens, "summary": summary,
-              "ratio_optimized_over_default": ratios, "calls": measured}
-    (RESULTS / f"extraction_seconds.{args.model}.json").write_text(json.dumps(report, indent=1))
+    ratios = {k: summary[args.variant][k] / summary["default"][k] for k in summary["default"]}
+    report = {"variant": args.variant, "warm": args.warm, "sentences": len(texts), "threads": args.threads,
+              "max_tokens": args.max_tokens, "summary": summary, "ratio_optimized_over_default": ratios,
+              "calls": measured}
+    suffix = ".warm" if args.warm else ""
+    (RESULTS / f"extraction_seconds.{args.model}{suffix}.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({"summary": summary, "ratio_optimized_over_default": ratios}, indent=1))
 
 
