@@ -17,13 +17,14 @@ from shared.settings import Settings
 
 
 def require_migrated(console: Console, s: Settings) -> None:
-    """Refuse to start a worker on a database that ``promptloop init`` has not prepared."""
+    """Refuse to start on a database whose schema is not the one this code was written for: none yet
+    (``promptloop init`` has not run), an older one (it migrates it), or a newer one."""
     from shared.db import get_engine
-    from shared.migrate import current
+    from shared.migrate import schema_problem
 
-    rev = current(get_engine(s))
-    if rev is None:
-        console.print("[red]the database has no schema yet: run `promptloop init` first[/red]")
+    problem = schema_problem(get_engine(s))
+    if problem:
+        console.print(f"[red]{problem}[/red]")
         raise typer.Exit(2)
 
 

@@ -37,3 +37,33 @@ def current(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _scripts():
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
+
+
+def head() -> str:
+    """The newest revision this code knows (what ``upgrade`` brings a database to)."""
+    return _scripts().get_current_head()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this code cannot work on the database's schema, in one sentence; None when it is current."""
+    from alembic.util.exc import CommandError
+
+    rev, newest = current(engine), head()
+    if rev == newest:
+        return None
+    if rev is None:
+        return "the database has no schema yet: run `promptloop init` first"
+    try:
+        _scripts().get_revision(rev)
+    except CommandError:
+        return (f"the database is at schema revision {rev}, which this promptloop does not know (it knows up to "
+                f"{newest}): a newer promptloop migrated it; upgrade promptloop here")
+    return f"the database is at schema revision {rev}, this promptloop needs {newest}: run `promptloop init` to migrate it"

@@ -34,6 +34,17 @@ def test_status_before_init_says_run_init(run):
     assert "no such table" not in out and "Traceback" not in out
 
 
+def test_a_worker_on_an_older_schema_says_run_init(run, tmp_path):
+    from shared.db import make_engine
+    from shared.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(make_engine(url), "0005")
+    code, out = run("worker", DATABASE_URL=url)
+    assert code == 2 and "schema revision 0005" in out and "run `promptloop init` to migrate it" in out
+    assert "Traceback" not in out
+
+
 def test_an_unreachable_database_is_one_sentence_without_its_password(run):
     url = "postgresql://someone:s3cret@127.0.0.1:1/nothing"
     code, out = run("init", DATABASE_URL=url)
