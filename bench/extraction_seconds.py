@@ -56,7 +56,7 @@ def main() -> None:
         texts = conn.execute(select(EvalExample.input).where(EvalExample.family == "entity_extraction",
                                                              EvalExample.split == "dev")
                              .order_by(EvalExample.id.desc()).limit(args.sentences + 1)).scalars().all()
-    texts, spare = texts[:args.sentences], texts[args.sentences]  # the spare one warms the caches
+    texts, spare = texts[:args.sentences], texts[-1]  # the spare one (one more, when there is) warms the caches
     optimized = PromptTemplate.from_json(rows[args.variant])
     default = PromptTemplate.from_json(rows["baseline"])
 

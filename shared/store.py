@@ -14,6 +14,7 @@ read-only, disk full: keep the rows and retry later).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 
@@ -38,7 +39,8 @@ _GETTERS = {kind: attrgetter(*names) for kind, names in COLUMNS.items()}
 
 
 def _binary_type(column) -> str:
-    """The PostgreSQL type a binary COPY sends for ``column`` (the server checks lengths itself)."""
+    """The PostgreSQL type a binary COPY sends for ``column`` (the server checks text lengths itself;
+    integers are range-checked by the dumpers below)."""
     kind = column.type
     for sa_type, pg_type in ((Boolean, "bool"), (BigInteger, "int8"), (SmallInteger, "int2"), (Integer, "int4"),
                              (Float, "float8"), (Uuid, "uuid"), (String, "text")):
@@ -70,6 +72,32 @@ class _UuidTextBinaryDumper(Dumper):
         return data
 
 
+def _checked_int_dumper(name: str, fmt: str) -> type[Dumper]:
+    """A binary dumper for PostgreSQL's ``name`` that refuses what does not fit (psycopg's compiled
+    one wraps 2**31 round to a negative int4) as a ``DataError``, like the server refuses text."""
+    pack = struct.Struct(fmt).pack
+
+    class CheckedInt(Dumper):
+        format = Format.BINARY
+        oid = psycopg.adapters.types[name].oid
+
+        def dump(self, obj) -> bytes:
+            try:
+                return pack(obj)
+            except struct.error:
+                raise psycopg.DataError(f"{obj!r:.40} does not fit a PostgreSQL {name}") from None
+
+    return CheckedInt
+
+
+#: Registered on a connection before each binary COPY; looked up by type (``set_types``) only.
+_COPY_DUMPERS = (_UuidTextBinaryDumper, _checked_int_dumper("int2", ">h"), _checked_int_dumper("int4", ">i"),
+                 _checked_int_dumper("int8", ">q"))
+#: What a dumper itself may raise for a value its column cannot take (wrong type, out of range,
+#: unencodable text); ``copy_rows`` raises them as ``DataError``, a row fault.
+_VALUE_ERRORS = (struct.error, OverflowError, TypeError, ValueError)
+
+
 def event_row(event) -> tuple:
     """The values of ``COLUMNS[event.kind]`` for one validated event."""
     return _GETTERS[event.kind](event)
@@ -89,6 +117,10 @@ _ROW_STATES = ("22", "23", "P0001")
 #: (a standby, or read-only after a failover), 40 serialization failure or deadlock, 53 insufficient
 #: resources (disk full), 57 operator intervention (shutdown, cancel), 58 system error (I/O).
 _OUTAGE_STATES = ("08", "25006", "40", "53", "57", "58")
+#: Binary COPY rows that the server cannot read: every row is written for the columns this code's
+#: models declare, so this means the table differs (a newer schema under an older worker), not a bad
+#: row. Held as an outage, so that no event is dead-lettered for it.
+_FORMAT_STATES = ("22P03", "22P04")
 # Without a SQLSTATE (refused by the driver before the server saw it, sqlite3, a dropped connection)
 # the exception's class is all there is to go by.
 _ROW_TYPES = (sa_exc.DataError, sa_exc.IntegrityError, psycopg.DataError, psycopg.IntegrityError)
@@ -102,6 +134,8 @@ def refusal(exc: BaseException) -> str | None:
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     state = getattr(orig, "sqlstate", None)
     if state:
+        if state in _FORMAT_STATES:
+            return OUTAGE
         if state.startswith(_ROW_STATES):
             return ROWS
         return OUTAGE if state.startswith(_OUTAGE_STATES) else None
@@ -176,17 +210,21 @@ def _kept(rows: Iterator[tuple], kept: list[tuple]) -> Iterator[tuple]:
 def copy_rows(conn: Connection, table: str, kind: str, rows: Iterable[tuple]) -> None:
     """Binary COPY of ``rows`` (``COLUMNS[kind]``'s values) into ``table`` (PostgreSQL only).
 
-    A value PostgreSQL refuses raises its error (a ``psycopg.Error``) and the COPY ends with nothing
-    of it stored.
+    A value that cannot be stored raises a ``psycopg.Error`` (PostgreSQL's, or a ``DataError`` for one
+    refused before it is sent) and the COPY ends with nothing of it stored.
     """
     driver = conn.connection.driver_connection
-    driver.adapters.register_dumper(None, _UuidTextBinaryDumper)  # before the cursor: it reads them then
+    for dumper in _COPY_DUMPERS:  # before the cursor, which reads them when made
+        driver.adapters.register_dumper(None, dumper)
     cursor = driver.cursor()
     with cursor.copy(f"COPY {table} ({', '.join(COLUMNS[kind])}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(COPY_TYPES[kind])
         write_row = copy.write_row
         for row in rows:
-            write_row(row)
+            try:
+                write_row(row)
+            except _VALUE_ERRORS as exc:
+                raise psycopg.DataError(f"a value does not fit its column: {type(exc).__name__}: {exc}") from exc
 
 
 def _staged_insert(conn: Connection, table: Table, kind: str, rows: list[tuple]) -> int:

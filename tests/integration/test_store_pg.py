@@ -13,7 +13,7 @@ from sqlalchemy import select
 from shared.db import make_engine
 from shared.migrate import upgrade
 from shared.models import EVENT_TABLES
-from shared.store import COLUMNS, ROWS, insert_events, refusal
+from shared.store import COLUMNS, OUTAGE, ROWS, insert_events, refusal
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +77,25 @@ def test_a_value_that_is_no_uuid_is_refused_as_a_row_fault(engine):
         with engine.begin() as conn:
             insert_events(conn, "feedback", [row])
     assert refusal(caught.value) == ROWS
+
+
+@pytest.mark.parametrize("tokens", [2**31, -2**31 - 1, 2**63, 1.5])
+def test_an_int_its_column_cannot_hold_is_refused_not_wrapped(engine, tokens):
+    # psycopg's compiled int4 dumper would send 2**31 as -2**31; the text COPY's server refused it.
+    row = ("entity_extraction", "baseline", "3b", 12.5, True, 0.8, tokens, 250, str(uuid.uuid4()), TS)
+    with pytest.raises(psycopg.DataError) as caught:
+        with engine.begin() as conn:
+            insert_events(conn, "metric", [row])
+    assert refusal(caught.value) == ROWS
+    assert stored(engine, "metric") == []
+
+
+def test_a_table_that_differs_from_the_models_is_an_outage_not_bad_rows(engine):
+    # A newer schema under an older worker: every row would be refused, and dead-lettering them
+    # would lose good events; held as an outage, they wait for a worker of the right version.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE feedback_events ALTER COLUMN score TYPE integer USING score::integer")
+    with pytest.raises(psycopg.Error) as caught:
+        with engine.begin() as conn:
+            insert_events(conn, "feedback", ROWS_BY_KIND["feedback"])
+    assert refusal(caught.value) == OUTAGE, caught.value
