@@ -42,9 +42,7 @@ def current(engine: Engine) -> str | None:
 def _scripts():
     from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return ScriptDirectory.from_config(cfg)
+    return ScriptDirectory.from_config(alembic_config(None))
 
 
 def head() -> str:
@@ -56,13 +54,14 @@ def schema_problem(engine: Engine) -> str | None:
     """Why this code cannot work on the database's schema, in one sentence; None when it is current."""
     from alembic.util.exc import CommandError
 
-    rev, newest = current(engine), head()
+    scripts = _scripts()
+    rev, newest = current(engine), scripts.get_current_head()
     if rev == newest:
         return None
     if rev is None:
         return "the database has no schema yet: run `promptloop init` first"
     try:
-        _scripts().get_revision(rev)
+        scripts.get_revision(rev)
     except CommandError:
         return (f"the database is at schema revision {rev}, which this promptloop does not know (it knows up to "
                 f"{newest}): a newer promptloop migrated it; upgrade promptloop here")

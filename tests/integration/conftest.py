@@ -97,6 +97,15 @@ class Stack:
 
 
 @pytest.fixture
+def pg_engine(pg_url):
+    """An engine on a new PostgreSQL database, migrated to head."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def stack(redis_server, pg_url, tmp_path):
     engine = make_engine(pg_url)
     upgrade(engine)

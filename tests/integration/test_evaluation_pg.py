@@ -7,10 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from shared.datasets import import_datasets
-from shared.db import make_engine
 from shared.evaluation import (create_evaluation_batch, dataset_examples, find_variants, finish_evaluation_batch,
                                register_baselines, run_evaluation_chunk)
-from shared.migrate import upgrade
 from shared.models import EvaluationBatch, EvaluationResult
 from shared.settings import load_settings
 
@@ -20,11 +18,8 @@ SENTENCES = ["John Smith works for Acme Corp in Boston .", "Mary Jones lives in 
 
 
 @pytest.fixture
-def engine(pg_url):
-    e = make_engine(pg_url)
-    upgrade(e)
-    yield e
-    e.dispose()
+def engine(pg_engine):
+    return pg_engine
 
 
 def import_conll(engine, folder):

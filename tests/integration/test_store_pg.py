@@ -10,8 +10,6 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from shared.db import make_engine
-from shared.migrate import upgrade
 from shared.models import EVENT_TABLES
 from shared.store import COLUMNS, OUTAGE, ROWS, insert_events, refusal
 
@@ -21,11 +19,8 @@ TS = datetime(2026, 11, 30, 6, 1, 2, 345678, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def engine(pg_url):
-    engine = make_engine(pg_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def engine(pg_engine):
+    return pg_engine
 
 
 def stored(engine, kind: str) -> list[tuple]:
