@@ -50,6 +50,12 @@ def parse_args():
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per core; 1 on a busy machine)")
+    p.add_argument("--parent-demos", choices=("keep", "drop"), default="keep",
+                   help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
+    p.add_argument("--demo-counts", default="2,3,4", help="how many demos a candidate may have (drawn per trial)")
+    p.add_argument("--length-weight", type=float, default=0.0,
+                   help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
+    p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
     p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
     p.add_argument("--export-cache", type=Path, help="write this bench's LM answers as JSONL and exit")
     p.add_argument("--import-cache", type=Path, help="copy the LM answers of an older run's SQLite file first "
@@ -171,21 +177,31 @@ def main() -> None:
     search = [ExampleRef("dataset", i, FAMILY) for i in dev[-(args.search + args.val):-args.val]]
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
-    wanted = {"candidates": args.candidates, "budget_calls": args.budget_calls}
+    options = {"candidates": args.candidates}
+    if args.parent_demos != "keep" or args.demo_counts != "2,3,4":  # runs 1 and 2 were made without these
+        options |= {"parent_demos": args.parent_demos, "demo_counts": [int(n) for n in args.demo_counts.split(",")]}
+    objective = OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
     with engine.connect() as conn:
-        earlier = conn.execute(select(OptimizationRun.id, OptimizationRun.settings, OptimizationRun.status).where(
+        earlier = conn.execute(select(OptimizationRun.id, OptimizationRun.settings, OptimizationRun.status,
+                                      OptimizationRun.train_ids, OptimizationRun.val_ids).where(
             OptimizationRun.family == FAMILY, OptimizationRun.model == args.model, OptimizationRun.seed == args.seed)
             .order_by(OptimizationRun.id.desc())).all()
+    sets = ([[r.source, r.id] for r in search], [[r.source, r.id] for r in val])
+
+    def same(text, train, val_) -> bool:
+        made = json.loads(text)
+        return (made["optimizer_options"] == options and made["budget_calls"] == args.budget_calls
+                and made["objective"] == objective and (json.loads(train), json.loads(val_)) == sets)
+
     # Resume (or reuse) the run made with these arguments; a failed one, or other arguments, start anew.
-    run_id = next((i for i, text, status in earlier if status != "failed" and wanted == {
-        "candidates": json.loads(text)["optimizer_options"].get("candidates"),
-        "budget_calls": json.loads(text)["budget_calls"]}), None)
+    run_id = next((e.id for e in earlier if e.status != "failed" and same(e.settings, e.train_ids, e.val_ids)), None)
     if run_id is None:
         run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer="demos",
                                     budget_calls=args.budget_calls, budget_minutes=24 * 60, seed=args.seed,
-                                    objective=OBJECTIVE, optimizer_options={"candidates": args.candidates},
+                                    objective=objective, optimizer_options=options,
                                     train=search, val=val, chunk_size=2)
     started = time.monotonic()
+    tag = f".{args.tag}" if args.tag else ""
 
     def progress(record, history, calls_left):
         m = record["metrics"]
@@ -205,7 +221,7 @@ def main() -> None:
         best = conn.execute(select(PromptVariant.name, PromptVariant.template)
                             .where(PromptVariant.id == run.best_variant_id)).one()
     exported = export_lightrag(PromptTemplate.from_json(best.template))
-    (RESULTS / f"{FAMILY}.{args.model}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
+    (RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
 
     baseline = active_variant(engine, FAMILY, args.model)
     table = {}
@@ -219,13 +235,14 @@ def main() -> None:
         print(json.dumps(table[label]), flush=True)
     run = load_run(engine, run_id)
     report = {"model": settings.models[args.model], "max_tokens": args.max_tokens, "test_sentences": len(test),
-              "search_sentences": len(search), "val_sentences": len(val), "objective": OBJECTIVE,
+              "search_sentences": len(search), "val_sentences": len(val), "objective": objective,
+              "optimizer_options": options,
               "run": {"id": run.id, "optimizer": run.optimizer, "seed": run.seed, "status": run.status,
                       "stop_reason": run.stop_reason, "lm_calls": run.lm_calls, "cached_calls": run.cached_calls,
                       "seconds": run.seconds, "result": json.loads(run.result or "{}")},
               "comparison": table, "wall_seconds_this_invocation": time.monotonic() - started}
     report["run"]["result"].pop("program", None)
-    (RESULTS / f"optimize_extraction.{args.model}.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / f"optimize_extraction.{args.model}{tag}.json").write_text(json.dumps(report, indent=1))
     lines = [f"# LightRAG extraction prompt, optimized vs default — {report['model']}",
              "", f"{len(test)} CoNLL04 dev sentences never used in optimization; temperature 0, max_tokens "
              f"{args.max_tokens}. Optimization: run {run.id} ({run.optimizer}, seed {run.seed}), "
@@ -235,7 +252,7 @@ def main() -> None:
     for label, row in table.items():
         lines.append(f"| {label} | " + " | ".join(f"{row[m]:.3f}" for m in REPORTED)
                      + f" | {row['seconds_per_call'] or 0:.1f} | {row['output_tokens_per_call'] or 0:.0f} | {row['failed']} |")
-    (RESULTS / f"optimize_extraction.{args.model}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"optimize_extraction.{args.model}{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

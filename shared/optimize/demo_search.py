@@ -20,7 +20,7 @@ from .promptset import LIGHTRAG_PARTS, components, rebuild
 
 NAME = "demos"
 DEFAULTS = {"candidates": 12, "demo_counts": [2, 3, 4], "demo_dataset": "conll04", "demo_split": "train",
-            "min_relations": 1, "max_words": 40}
+            "min_relations": 1, "max_words": 40, "parent_demos": "keep"}
 SUPPORTED = ("entity_extraction", "relationship_extraction")
 
 
@@ -45,6 +45,8 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     if ctx.family not in SUPPORTED or ctx.family not in LIGHTRAG_PARTS:
         raise ValueError(f"the demos optimizer needs gold extraction labels; it supports {', '.join(SUPPORTED)}")
     opts = {**DEFAULTS, **ctx.options}
+    if opts["parent_demos"] not in ("keep", "drop"):
+        raise ValueError(f"parent_demos must be 'keep' or 'drop', not {opts['parent_demos']!r}")
     trial = len(history)
     if trial > opts["candidates"]:
         return None
@@ -55,7 +57,7 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     rng = random.Random(f"{ctx.seed}:{trial}")
     k = min(rng.choice(opts["demo_counts"]), len(pool))
     picks = rng.sample(pool, k)
-    base = components(ctx.family, ctx.parent)["demos"] or []
+    base = (components(ctx.family, ctx.parent)["demos"] or []) if opts["parent_demos"] == "keep" else []
     template = rebuild(ctx.family, ctx.parent, demos=base + [extraction_demo(text, ref) for _, text, ref in picks])
     from .demos import extraction_rows
     demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref))} for _, text, ref in picks]

@@ -27,6 +27,9 @@ from ..settings import Settings
 #: (engine, settings, batch id, chunks, stop=callable) -> None once every chunk has been scored; ``stop()``
 #: raises when the run must end (cancelled, lease lost, past its time) and is called while waiting.
 Runner = Callable[[Engine, Settings, int, list[dict]], None]
+#: A cost term every family has: words in the answer (an objective weight of e.g. -0.0005 prefers
+#: shorter answers, which local models produce in fewer seconds).
+OUTPUT_WORDS = "output_words"
 
 
 @dataclass
@@ -41,7 +44,13 @@ class TrialScores:
     seconds: float = 0.0
 
     def mean(self, metric: str) -> float:
-        """Mean over all examples; a failed example counts as 0 (a broken prompt must not look good)."""
+        """Mean over all examples; a failed example counts as 0 (a broken prompt must not look good).
+
+        ``output_words`` is the mean length of the answers that came back (failed ones are left out).
+        """
+        if metric == OUTPUT_WORDS:
+            words = [len(o.split()) for o, m in zip(self.outputs, self.metrics) if m is not None and o is not None]
+            return math.fsum(words) / len(words) if words else 0.0
         if not self.metrics:
             return 0.0
         return math.fsum((m or {}).get(metric, 0.0) for m in self.metrics) / len(self.metrics)

@@ -1,0 +1,58 @@
+"""Demonstration search: gold demos appended to LightRAG's examples, or put in their place."""
+
+import pytest
+
+from shared.evaluation import ExampleRef, register_baselines
+from shared.optimize import demo_search
+from shared.optimize.base import RunContext
+from shared.optimize.driver import run_optimization
+from shared.optimize.promptset import components
+from shared.optimize.start import start_optimization
+from shared.optimize.variants import active_variant
+from shared.families.template import PromptTemplate
+
+
+def context(settings, engine, **options):
+    register_baselines(engine, ["m"], ["entity_extraction"])
+    parent = PromptTemplate.from_json(active_variant(engine, "entity_extraction", "m").template)
+    return RunContext(engine=engine, settings=settings, run_id=1, family="entity_extraction", model="m", seed=0,
+                      parent=parent, options=options, train=[ExampleRef("dataset", 1, "entity_extraction")])
+
+
+def test_kept_parent_demos_come_first_and_dropped_ones_are_gone(env):
+    settings, engine = env
+    keep = context(settings, engine, demo_counts=[3])
+    parent_demos = components("entity_extraction", keep.parent)["demos"]
+    kept = demo_search.propose(keep, history=[{}])
+    dropped = demo_search.propose(context(settings, engine, demo_counts=[3], parent_demos="drop"), history=[{}])
+    kept_demos = components("entity_extraction", kept.template)["demos"]
+    dropped_demos = components("entity_extraction", dropped.template)["demos"]
+    assert kept_demos[:len(parent_demos)] == parent_demos and len(kept_demos) == len(parent_demos) + 3
+    assert dropped_demos == kept_demos[len(parent_demos):]  # the same seeded picks, without LightRAG's
+    assert dropped.config == kept.config
+    assert len(dropped.template.system) < len(kept.template.system)
+
+
+def test_an_unknown_parent_demos_mode_is_one_clear_error(env):
+    settings, engine = env
+    with pytest.raises(ValueError, match="parent_demos must be 'keep' or 'drop', not 'replace'"):
+        demo_search.propose(context(settings, engine, parent_demos="replace"), history=[{}])
+
+
+def test_a_run_with_dropped_parent_demos_registers_a_candidate_without_them(env):
+    settings, engine = env
+    run_id = start_optimization(engine, settings, family="entity_extraction", model="m", optimizer="demos",
+                                dataset="conll04", n_train=4, n_val=4, budget_calls=100, seed=1,
+                                objective={"entity_f1": 0.5, "format_compliance": 0.5},
+                                optimizer_options={"candidates": 3, "parent_demos": "drop"})
+    out = run_optimization(engine, settings, run_id)
+    assert out["status"] == "done" and out["candidate"], out
+    from sqlalchemy import select
+
+    from shared.models import PromptVariant
+    with engine.connect() as conn:
+        template = PromptTemplate.from_json(conn.execute(
+            select(PromptVariant.template).where(PromptVariant.id == out["candidate"])).scalar_one())
+    demos = components("entity_extraction", template)["demos"]
+    assert demos and all("<Input Text>" in d for d in demos)
+    assert not set(demos) & set(components("entity_extraction", context(settings, engine).parent)["demos"])
