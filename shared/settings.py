@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     optimization_interval_hours: float = Field(24.0, gt=0, alias="PROMPTLOOP_OPTIMIZATION_INTERVAL_HOURS")
     max_concurrent_optimizations: int = Field(3, ge=1, alias="PROMPTLOOP_MAX_CONCURRENT_OPTIMIZATIONS")
     optimization_timeout_minutes: float = Field(30.0, gt=0, alias="PROMPTLOOP_OPTIMIZATION_TIMEOUT_MINUTES")
+    #: Seconds Redis waits before it hands a task that was taken but not acknowledged to another worker
+    #: (the worker died without giving it back). Past it, a copy of a task still running starts elsewhere:
+    #: keep it above the longest optimization or validation. 0: twice the optimization timeout, at least 1 h.
+    visibility_timeout_s: float = Field(0.0, ge=0, alias="PROMPTLOOP_VISIBILITY_TIMEOUT_S")
     #: The recent window compared with the family's baseline (the window before it) for degradation.
     degradation_window_minutes: float = Field(15.0, gt=0, alias="PROMPTLOOP_DEGRADATION_WINDOW_MINUTES")
     degradation_baseline_hours: float = Field(24.0, gt=0, alias="PROMPTLOOP_DEGRADATION_BASELINE_HOURS")
@@ -178,6 +182,11 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """``DATABASE_URL``, or the embedded SQLite file."""
         return self.database_url or f"sqlite:///{self.data_dir / 'promptloop.db'}"
+
+    @property
+    def visibility_timeout(self) -> float:
+        """``visibility_timeout_s``, or when 0, twice the optimization timeout and at least an hour."""
+        return self.visibility_timeout_s or max(3600.0, 2 * 60 * self.optimization_timeout_minutes)
 
     @property
     def optimization(self) -> OptimizationConfig:

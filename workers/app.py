@@ -62,6 +62,9 @@ def make_app(settings: Settings) -> Celery:
         task_send_sent_event=True,
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
+        # acks_late tasks run long (optimizations, validations): Redis must not hand a running one to a
+        # second worker; kombu's default is 1 h whatever the optimization timeout.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
         timezone="UTC",
         beat_schedule=beat_schedule(settings),
         # One sender per slot for the entries in scheduler.schedule.SLOTTED, and beat's heartbeat.

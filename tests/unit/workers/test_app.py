@@ -47,3 +47,15 @@ def test_every_task_routes_to_a_declared_queue():
 
 def test_acks_late_only_on_idempotent_tasks():
     assert tasks.ingest.drain_events.acks_late is True
+
+
+def test_redis_waits_longer_than_an_optimization_before_handing_its_task_to_another_worker():
+    from shared.settings import load_settings
+    from workers.app import make_app
+
+    default = make_app(load_settings())
+    assert default.conf.broker_transport_options["visibility_timeout"] == 3600
+    long_runs = make_app(load_settings(PROMPTLOOP_OPTIMIZATION_TIMEOUT_MINUTES=90))
+    assert long_runs.conf.broker_transport_options["visibility_timeout"] == 2 * 90 * 60
+    chosen = make_app(load_settings(PROMPTLOOP_VISIBILITY_TIMEOUT_S=600))
+    assert chosen.conf.broker_transport_options["visibility_timeout"] == 600
