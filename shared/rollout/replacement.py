@@ -177,18 +177,21 @@ def latest_validation(engine: Engine, candidate_id: int) -> CandidateValidation 
 
 def deployed_outcome(engine: Engine, candidate_id: int) -> dict | None:
     """What an earlier attempt of validate-and-deploy did, when it got as far as a rollout of the
-    candidate (a redelivered job after a kill between deploying and acknowledging); None otherwise."""
+    candidate (a redelivered job after a kill between deploying and acknowledging); None otherwise.
+
+    The latest rollout is reported with its status: one rolled back since is not started again (its
+    candidate is ``rolled_back``, which ``start_rollout`` refuses)."""
     from ..models import Rollout
 
     with engine.connect() as conn:
-        rollout_id = conn.execute(select(Rollout.id).where(Rollout.candidate_id == candidate_id)
-                                  .order_by(Rollout.id)).scalar()
+        rollout = conn.execute(select(Rollout.id, Rollout.status).where(Rollout.candidate_id == candidate_id)
+                               .order_by(Rollout.id.desc())).first()
     validation = latest_validation(engine, candidate_id)
-    if rollout_id is None or validation is None:
+    if rollout is None or validation is None:
         return None
     return {"validation_id": validation.id, "candidate_id": candidate_id, "incumbent_id": validation.incumbent_id,
             "passed": validation.passed, "confidence": validation.confidence,
-            "stages": json.loads(validation.stages), "rollout_id": rollout_id}
+            "stages": json.loads(validation.stages), "rollout_id": rollout.id, "rollout_status": rollout.status}
 
 
 def deploy_candidate(engine: Engine, settings: Settings, candidate_id: int, rollout_percentage: float = 0.1,

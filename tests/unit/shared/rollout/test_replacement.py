@@ -10,7 +10,7 @@ from shared.models import CandidateValidation, PromptBackup, PromptVariant
 from shared.optimize.promptset import components, rebuild
 from shared.rollout.replacement import (deploy_candidate, deployed_outcome, held_out,
                                         identify_replacement_candidates, validate_candidate)
-from shared.rollout.state import RolloutError, get
+from shared.rollout.state import RolloutError, get, transition
 
 from .conftest import FAMILY, add_candidate
 
@@ -49,7 +49,10 @@ def test_a_redelivered_validation_finds_the_rollout_an_earlier_attempt_started(r
     rollout_id = deploy_candidate(engine, settings, ids["better"])
     again = deployed_outcome(engine, ids["better"])
     assert again == {**{k: out[k] for k in ("validation_id", "candidate_id", "incumbent_id", "passed", "confidence",
-                                            "stages")}, "rollout_id": rollout_id}
+                                            "stages")}, "rollout_id": rollout_id, "rollout_status": "running"}
+    r = get(engine, rollout_id)
+    transition(engine, rollout_id, r.version, "rollback", actor="test", reason="worse live")
+    assert deployed_outcome(engine, ids["better"])["rollout_status"] == "rolled_back"  # reported, not restarted
 
 
 def test_a_second_copy_of_a_validation_never_turns_a_rolled_out_variant_back_into_a_candidate(rollout_env):
