@@ -50,6 +50,9 @@ def parse_args():
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per core; 1 on a busy machine)")
+    p.add_argument("--optimizer", default="demos", choices=("demos", "prune"),
+                   help="demos: search gold demonstrations; prune: search which instruction rules to keep")
+    p.add_argument("--parent", help="name of the variant to improve (e.g. DSPY_A); default: LightRAG's")
     p.add_argument("--parent-demos", choices=("keep", "drop"), default="keep",
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
     p.add_argument("--demo-counts", default="2,3,4", help="how many demos a candidate may have (drawn per trial)")
@@ -178,13 +181,27 @@ def main() -> None:
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
     options = {"candidates": args.candidates}
-    if args.parent_demos != "keep" or args.demo_counts != "2,3,4":  # runs 1 and 2 were made without these
+    if args.optimizer == "demos" and (args.parent_demos != "keep" or args.demo_counts != "2,3,4"):
+        # (runs 1 and 2 were made without these options)
         options |= {"parent_demos": args.parent_demos, "demo_counts": [int(n) for n in args.demo_counts.split(",")]}
+    parent_id = None
+    if args.parent:
+        from shared.models import PromptVariant
+        with engine.connect() as conn:
+            parent_id = conn.execute(select(PromptVariant.id).where(
+                PromptVariant.family == FAMILY, PromptVariant.model == args.model,
+                PromptVariant.name == args.parent)).scalar()
+        if parent_id is None:
+            sys.exit(f"no {FAMILY} variant {args.parent!r} on {args.model} in this bench's database")
     objective = OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
+    default = active_variant(engine, FAMILY, args.model)
+    want_parent = parent_id or (default.id if default else None)
     with engine.connect() as conn:
         earlier = conn.execute(select(OptimizationRun.id, OptimizationRun.settings, OptimizationRun.status,
                                       OptimizationRun.train_ids, OptimizationRun.val_ids).where(
-            OptimizationRun.family == FAMILY, OptimizationRun.model == args.model, OptimizationRun.seed == args.seed)
+            OptimizationRun.family == FAMILY, OptimizationRun.model == args.model, OptimizationRun.seed == args.seed,
+            OptimizationRun.optimizer == args.optimizer,
+            OptimizationRun.parent_id == want_parent)
             .order_by(OptimizationRun.id.desc())).all()
     sets = ([[r.source, r.id] for r in search], [[r.source, r.id] for r in val])
 
@@ -196,10 +213,10 @@ def main() -> None:
     # Resume (or reuse) the run made with these arguments; a failed one, or other arguments, start anew.
     run_id = next((e.id for e in earlier if e.status != "failed" and same(e.settings, e.train_ids, e.val_ids)), None)
     if run_id is None:
-        run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer="demos",
+        run_id = start_optimization(engine, settings, family=FAMILY, model=args.model, optimizer=args.optimizer,
                                     budget_calls=args.budget_calls, budget_minutes=24 * 60, seed=args.seed,
                                     objective=objective, optimizer_options=options,
-                                    train=search, val=val, chunk_size=2)
+                                    train=search, val=val, chunk_size=2, parent_id=parent_id)
     started = time.monotonic()
     tag = f".{args.tag}" if args.tag else ""
 
@@ -225,7 +242,10 @@ def main() -> None:
 
     baseline = active_variant(engine, FAMILY, args.model)
     table = {}
-    for label, variant_id in ((f"optimized ({best.name})", run.best_variant_id), ("LightRAG default", baseline.id)):
+    compared = [(f"optimized ({best.name})", run.best_variant_id)]
+    if parent_id:
+        compared.append((f"its parent ({args.parent})", parent_id))
+    for label, variant_id in compared + [("LightRAG default", baseline.id)]:
         if label == "LightRAG default" and args.skip_default:
             continue
         print(f"scoring {label} on {len(test)} unseen dev sentences...", flush=True)

@@ -23,7 +23,9 @@ variants_app = typer.Typer(help="Prompt variants: list, show, diff, export for L
 def optimize(ctx: typer.Context,
              family: Optional[str] = typer.Option(None, help="Prompt family, e.g. entity_extraction."),
              model: Optional[str] = typer.Option(None, help="Model key from PROMPTLOOP_MODELS."),
-             optimizer: Optional[str] = typer.Option(None, help="demos, mipro or gepa (default: PROMPTLOOP_OPTIMIZERS)."),
+             optimizer: Optional[str] = typer.Option(None, help="demos, mipro, gepa or prune (default: PROMPTLOOP_OPTIMIZERS)."),
+             parent: Optional[str] = typer.Option(None, help="The variant to improve, as an id or FAMILY/MODEL/NAME "
+                                                  "(default: the active one), e.g. a DSPY_A to prune."),
              budget_calls: Optional[int] = typer.Option(None, min=1, help="LM calls the run may spend."),
              budget_minutes: Optional[float] = typer.Option(None, min=0.01, help="Wall time the run may spend."),
              dataset: Optional[str] = typer.Option(None, help="Optimize on an imported dataset instead of production examples."),
@@ -42,11 +44,12 @@ def optimize(ctx: typer.Context,
 
     s, engine = _env()
     upgrade(engine)
+    parent_id = _variant(engine, parent).id if parent else None
     try:
         run_id = start_optimization(engine, s, family=family, model=model, optimizer=optimizer or s.optimizer_for(family),
                                     budget_calls=budget_calls or s.optimize_budget_calls, budget_minutes=budget_minutes,
                                     dataset=dataset, n_train=train or s.optimize_train, n_val=val or s.optimize_val,
-                                    seed=seed, proposer=s.proposer_model or None)
+                                    seed=seed, proposer=s.proposer_model or None, parent_id=parent_id)
     except ValueError as exc:
         _fail(str(exc))
     console.print(f"optimization run {run_id}: {family} on {model}")

@@ -177,7 +177,8 @@ class ScriptedLM(_TextOnly):
     - ``drift?flag=PATH``: a model that drifts (the demo's): while the file PATH does not exist it
       extracts cleanly whatever the prompt; once it exists it answers like ``follow`` (a prompt
       without worked examples then gets an invented entity and no completion delimiter).
-    ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
+    ``max_prompt_chars`` (with ``follow``): a prompt longer than that overwhelms it and it forgets the
+    completion delimiter (what pruning an instruction can cure). ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
     containing that text (tests of failure handling); ``crash_on`` kills its own process with SIGKILL
     (a model that takes its worker down: out of memory, a native crash); ``hang_on`` never answers (a
     call stuck on a dead connection), until a signal interrupts it.
@@ -195,6 +196,7 @@ class ScriptedLM(_TextOnly):
         self.crash_on = query.get("crash_on", [None])[0]
         self.hang_on = query.get("hang_on", [None])[0]
         self.flag = query.get("flag", [None])[0]
+        self.max_prompt_chars = int(query.get("max_prompt_chars", ["0"])[0])
         if self.behaviour not in ("extract", "echo", "hash", "follow", "reflect", "propose", "drift"):
             raise ValueError(f"unknown scripted LM behaviour {self.behaviour!r} in {self.spec!r}")
 
@@ -220,7 +222,10 @@ class ScriptedLM(_TextOnly):
         if self.behaviour == "hash":
             return "answer " + hashlib.sha256(prompt.encode()).hexdigest()[:12]
         if self.behaviour == "follow":
-            return follow_prompt(messages)
+            answer = follow_prompt(messages)
+            if self.max_prompt_chars and len(prompt) > self.max_prompt_chars:
+                answer = answer.removesuffix("\n<|COMPLETE|>")
+            return answer
         if self.behaviour == "drift":
             return follow_prompt(messages) if self.flag and os.path.exists(self.flag) else _clean_rows(messages)
         if self.behaviour == "reflect":

@@ -42,8 +42,12 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
                        n_train: int = 10, n_val: int = 10, seed: int = 0, objective: dict | None = None,
                        optimizer_options: dict | None = None, train: list[ExampleRef] | None = None,
                        val: list[ExampleRef] | None = None, proposer: str | None = None,
-                       job_id: str | None = None, chunk_size: int = 10) -> int:
-    """Record a pending optimization of family x model and return its id (run it with ``run_optimization``)."""
+                       job_id: str | None = None, chunk_size: int = 10, parent_id: int | None = None) -> int:
+    """Record a pending optimization of family x model and return its id (run it with ``run_optimization``).
+
+    The run improves ``parent_id`` (a variant of the same family x model, e.g. a candidate another
+    optimizer made), by default the active variant.
+    """
     get_family(family)
     get_optimizer(optimizer)
     if model not in settings.models:
@@ -57,6 +61,8 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
     if parent is None:
         register_baselines(engine, [model], [family])
         parent = active_variant(engine, family, model)
+    if parent_id is not None:
+        parent = _variant_of(engine, parent_id, family, model)
     if train is None or val is None:
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
@@ -64,6 +70,18 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
                "chunk_size": chunk_size}
     return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])
+
+
+def _variant_of(engine: Engine, variant_id: int, family: str, model: str):
+    from ..models import PromptVariant
+
+    with engine.connect() as conn:
+        row = conn.execute(select(PromptVariant).where(PromptVariant.id == variant_id)).first()
+    if row is None:
+        raise ValueError(f"no variant {variant_id}; `promptloop variants list` shows them")
+    if (row.family, row.model) != (family, model):
+        raise ValueError(f"variant {variant_id} is {row.family} on {row.model}, not {family} on {model}")
+    return row
 
 
 def run_for_job(engine: Engine, settings: Settings, *, job_id: str, **kwargs) -> int:

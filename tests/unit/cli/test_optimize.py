@@ -1,0 +1,38 @@
+"""``promptloop optimize`` as a person runs it (subprocess, embedded database): improving a named variant."""
+
+import pytest
+
+from tests.unit.cli.runner import cli_runner
+from tests.unit.cli.test_rollout import add_better_candidate
+
+
+@pytest.fixture
+def cli(tmp_path):
+    run = cli_runner(tmp_path, {"m": "scripted/follow"}, COLUMNS="250")
+    assert run("init")[0] == 0
+    assert run("datasets", "import", "--name", "conll04")[0] == 0
+    return run, tmp_path
+
+
+def test_a_run_improves_the_variant_named_by_parent(cli):
+    run, data_dir = cli
+    demos = add_better_candidate(data_dir)
+    code, out = run("optimize", "--family", "entity_extraction", "--model", "m", "--dataset", "conll04",
+                    "--train", "3", "--val", "3", "--optimizer", "prune", "--parent", "entity_extraction/m/DSPY_A")
+    assert code == 0 and "optimization run 1" in out, out
+    from shared.db import make_engine
+    from shared.optimize.runs import load_run
+
+    engine = make_engine(f"sqlite:///{data_dir / 'promptloop.db'}")
+    assert (load_run(engine, 1).parent_id, load_run(engine, 1).optimizer) == (demos, "prune")
+    engine.dispose()
+
+
+def test_a_parent_that_does_not_fit_gets_one_sentence(cli):
+    run, data_dir = cli
+    add_better_candidate(data_dir)
+    args = ("optimize", "--model", "m", "--optimizer", "prune", "--dataset", "conll04")
+    code, out = run(*args, "--family", "entity_extraction", "--parent", "entity_extraction/m/DSPY_Z")
+    assert code != 0 and "no variant 'entity_extraction/m/DSPY_Z'" in out and "Traceback" not in out, out
+    code, out = run(*args, "--family", "summarization", "--parent", "entity_extraction/m/DSPY_A")
+    assert code != 0 and "is entity_extraction on m, not summarization on m" in out and "Traceback" not in out, out

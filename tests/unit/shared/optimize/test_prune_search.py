@@ -1,0 +1,107 @@
+"""Instruction pruning: rules left out, placeholders and demonstrations kept, a shorter prompt found."""
+
+import shutil
+
+import pytest
+from lightrag.prompt import PROMPTS
+from sqlalchemy import select
+
+from shared.db import make_engine
+from shared.evaluation import register_baselines
+from shared.families.template import PromptTemplate
+from shared.models import PromptVariant
+from shared.optimize import prune_search
+from shared.optimize.base import RunContext
+from shared.optimize.demos import extraction_demo
+from shared.optimize.driver import run_optimization
+from shared.optimize.promptset import _placeholders, check_invariants, components, rebuild
+from shared.optimize.start import start_optimization
+from shared.optimize.variants import active_variant, register_candidate
+from shared.settings import load_settings
+
+FAMILY = "entity_extraction"
+INSTRUCTION = PROMPTS["entity_extraction_system_prompt"]
+GOLD = [("Lee Harvey Oswald shot John F. Kennedy in Dallas .",
+         {"entities": [["Lee Harvey Oswald", "Peop"], ["John F. Kennedy", "Peop"], ["Dallas", "Loc"]],
+          "relations": [["Lee Harvey Oswald", "John F. Kennedy", "Kill"]]}),
+        ("Tim Cook works for Apple in Cupertino .",
+         {"entities": [["Tim Cook", "Peop"], ["Apple", "Org"], ["Cupertino", "Loc"]],
+          "relations": [["Tim Cook", "Apple", "Work_For"]]})]
+
+
+def test_no_droppable_unit_holds_a_placeholder_and_dropping_them_all_keeps_every_one():
+    found = prune_search.units(INSTRUCTION)
+    lines = INSTRUCTION.split("\n")
+    assert len(found) > 10 and all(lines[a].lstrip().startswith("- ") for a, _ in found)
+    pruned = prune_search.drop(INSTRUCTION, found)
+    assert _placeholders(pruned) == _placeholders(INSTRUCTION)
+    assert len(pruned) < 0.5 * len(INSTRUCTION)
+    assert "3. **Record Types:**" not in pruned  # a rule whose bullets all went goes with them
+    assert "4. **Output Format:**" in pruned and "Output at most {max_total_records} total rows" in pruned
+
+
+def test_a_nested_bullet_goes_with_its_parent():
+    text = "1. **Rule:**\n  - keep me {x}\n  - parent\n    - child\n  - sibling\n\n2. **Other:** {y}\n"
+    found = prune_search.units(text)
+    assert found == [(2, 4), (3, 4), (4, 5)]
+    assert prune_search.drop(text, [(2, 4)]) == "1. **Rule:**\n  - keep me {x}\n  - sibling\n\n2. **Other:** {y}\n"
+    assert prune_search.drop(text, [(1, 2)] + found) == "2. **Other:** {y}\n"
+
+
+@pytest.fixture
+def demos_parent(conll_db, tmp_path):
+    """A demos-optimized variant (two worked examples) and a model that a prompt this long overwhelms."""
+    path = tmp_path / "t.db"
+    shutil.copy(conll_db, path)
+    engine = make_engine(f"sqlite:///{path}")
+    register_baselines(engine, ["m"], [FAMILY])
+    baseline = active_variant(engine, FAMILY, "m")
+    base = PromptTemplate.from_json(baseline.template)
+    template = rebuild(FAMILY, base, demos=components(FAMILY, base)["demos"] + [extraction_demo(t, r) for t, r in GOLD])
+    with engine.begin() as conn:
+        parent_id = register_candidate(conn, FAMILY, "m", template, baseline.id)
+    # Overwhelmed by this parent's prompt, not by one ~1,500 characters shorter.
+    limit = len(template.system) + len(template.user) - 1500
+    settings = load_settings(DATABASE_URL=f"sqlite:///{path}",
+                             PROMPTLOOP_MODELS={"m": f"scripted/follow?max_prompt_chars={limit}"})
+    yield settings, engine, parent_id, template
+    engine.dispose()
+
+
+def test_proposals_are_seeded_and_keep_the_parents_demos(demos_parent):
+    settings, engine, parent_id, template = demos_parent
+    ctx = RunContext(engine=engine, settings=settings, run_id=1, family=FAMILY, model="m", seed=4, parent=template,
+                     options={}, train=[])
+    first, again = prune_search.propose(ctx, [{}] * 3), prune_search.propose(ctx, [{}] * 3)
+    assert first.config == again.config and first.template == again.template
+    assert components(FAMILY, first.template)["demos"] == components(FAMILY, template)["demos"]
+    assert check_invariants(FAMILY, template, first.template) == []
+    assert len(first.template.system) < len(template.system)
+    assert prune_search.propose(ctx, [{}] * 13) is None  # 12 candidates by default
+
+
+def test_pruning_a_demos_variant_finds_a_shorter_prompt_the_model_follows(demos_parent):
+    settings, engine, parent_id, template = demos_parent
+    run_id = start_optimization(engine, settings, family=FAMILY, model="m", optimizer="prune", dataset="conll04",
+                                n_train=4, n_val=4, budget_calls=100, seed=2, parent_id=parent_id,
+                                objective={"format_compliance": 1.0}, optimizer_options={"candidates": 4})
+    out = run_optimization(engine, settings, run_id)
+    assert out["status"] == "done" and out["candidate"], out
+    assert out["validation"]["parent"]["format_compliance"] == 0.0
+    assert out["validation"]["candidate"]["format_compliance"] == 1.0
+    with engine.connect() as conn:
+        row = conn.execute(select(PromptVariant.template, PromptVariant.parent_id)
+                           .where(PromptVariant.id == out["candidate"])).one()
+    pruned = PromptTemplate.from_json(row.template)
+    assert row.parent_id == parent_id
+    assert components(FAMILY, pruned)["demos"] == components(FAMILY, template)["demos"]
+    assert len(pruned.system) < len(template.system) - 1500
+
+
+def test_a_parent_of_another_family_or_model_is_refused_in_one_sentence(demos_parent):
+    settings, engine, parent_id, _ = demos_parent
+    with pytest.raises(ValueError, match=f"variant {parent_id} is entity_extraction on m, not summarization on m"):
+        start_optimization(engine, settings, family="summarization", model="m", optimizer="prune",
+                           dataset="scitldr", parent_id=parent_id)
+    with pytest.raises(ValueError, match="no variant 999999"):
+        start_optimization(engine, settings, family=FAMILY, model="m", optimizer="prune", parent_id=999999)
