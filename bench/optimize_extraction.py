@@ -181,6 +181,8 @@ def main() -> None:
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
     options = {"candidates": args.candidates}
+    if args.optimizer != "demos" and (args.parent_demos != "keep" or args.demo_counts != "2,3,4"):
+        sys.exit("--parent-demos and --demo-counts are options of the demos optimizer")
     if args.optimizer == "demos" and (args.parent_demos != "keep" or args.demo_counts != "2,3,4"):
         # (runs 1 and 2 were made without these options)
         options |= {"parent_demos": args.parent_demos, "demo_counts": [int(n) for n in args.demo_counts.split(",")]}
@@ -243,7 +245,7 @@ def main() -> None:
     baseline = active_variant(engine, FAMILY, args.model)
     table = {}
     compared = [(f"optimized ({best.name})", run.best_variant_id)]
-    if parent_id:
+    if parent_id and parent_id != baseline.id:
         compared.append((f"its parent ({args.parent})", parent_id))
     for label, variant_id in compared + [("LightRAG default", baseline.id)]:
         if label == "LightRAG default" and args.skip_default:

@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     optimization_timeout_minutes: float = Field(30.0, gt=0, alias="PROMPTLOOP_OPTIMIZATION_TIMEOUT_MINUTES")
     #: Seconds Redis waits before it hands a task that was taken but not acknowledged to another worker
     #: (the worker died without giving it back). Past it, a copy of a task still running starts elsewhere:
-    #: keep it above the longest optimization or validation. 0: twice the optimization timeout, at least 1 h.
+    #: keep it above the longest optimization or validation (a run's hard stop is twice its time budget,
+    #: ``budget_minutes`` where a run sets one). 0: twice the optimization timeout plus 10 min, at least 1 h.
     visibility_timeout_s: float = Field(0.0, ge=0, alias="PROMPTLOOP_VISIBILITY_TIMEOUT_S")
     #: The recent window compared with the family's baseline (the window before it) for degradation.
     degradation_window_minutes: float = Field(15.0, gt=0, alias="PROMPTLOOP_DEGRADATION_WINDOW_MINUTES")
@@ -185,8 +186,9 @@ class Settings(BaseSettings):
 
     @property
     def visibility_timeout(self) -> float:
-        """``visibility_timeout_s``, or when 0, twice the optimization timeout and at least an hour."""
-        return self.visibility_timeout_s or max(3600.0, 2 * 60 * self.optimization_timeout_minutes)
+        """``visibility_timeout_s``, or when 0, past a default run's hard stop (twice its budget) by 10 min,
+        and at least an hour."""
+        return self.visibility_timeout_s or max(3600.0, 2 * 60 * self.optimization_timeout_minutes + 600)
 
     @property
     def optimization(self) -> OptimizationConfig:

@@ -7,6 +7,8 @@ the rest of ``entity_extraction_examples``.
 
 from __future__ import annotations
 
+import re
+
 #: CoNLL04's types in the names LightRAG's default entity-type guidance uses.
 ENTITY_TYPES = {"Peop": "Person", "Org": "Organization", "Loc": "Location", "Other": "Other"}
 #: CoNLL04's relation labels as LightRAG relationship keywords and a verb phrase for the description.
@@ -39,3 +41,15 @@ def extraction_demo(text: str, reference: dict) -> str:
     rows = "\n".join(extraction_rows(reference))
     # A leading blank line: LightRAG joins examples with one newline after right-stripping each.
     return (f"\n<Input Text>\n```\n{_escape(text)}\n```\n\n<Output>\n{rows}\n{{completion_delimiter}}\n")
+
+
+_DEMO = re.compile(r"<Input Text>\n```\n(.*?)\n```\n\n<Output>\n(.*?)\n\{completion_delimiter\}", re.S)
+
+
+def demo_fields(demo: str) -> dict | None:
+    """``{"input_text", "extraction"}`` of a worked example ``extraction_demo`` wrote (as demo search
+    records them for the DSPy program); None for another kind of example (LightRAG's row skeleton)."""
+    match = _DEMO.search(demo)
+    if not match:
+        return None
+    return {"input_text": match.group(1).replace("{{", "{").replace("}}", "}"), "extraction": match.group(2)}

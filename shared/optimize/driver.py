@@ -23,7 +23,7 @@ from .base import Proposal, RunContext
 from .program import program_state
 from .promptset import components
 from .registry import get_optimizer
-from .scoring import Runner, in_process, objective, score_variant
+from .scoring import OUTPUT_WORDS, Runner, in_process, objective, score_variant
 from .tools import Cancelled, SearchTools, StopSearch
 from .variants import register_candidate
 
@@ -162,6 +162,7 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
     runs.add_cost(engine, run.id, token, ttl_s, lm_calls=parent_val.lm_calls + best_val.lm_calls,
                   cached=parent_val.cached + best_val.cached, seconds=parent_val.seconds + best_val.seconds)
     validation = {"parent": parent_val.means(), "candidate": best_val.means(),
+                  OUTPUT_WORDS: {"parent": parent_val.mean(OUTPUT_WORDS), "candidate": best_val.mean(OUTPUT_WORDS)},
                   "parent_objective": objective(parent_val, weights), "candidate_objective": objective(best_val, weights)}
     result = {"search": search, "validation": validation}
     accepted_parent, accepted_best = (parent_val.mean("format_compliance"), best_val.mean("format_compliance"))

@@ -46,10 +46,11 @@ class TrialScores:
     def mean(self, metric: str) -> float:
         """Mean over all examples; a failed example counts as 0 (a broken prompt must not look good).
 
-        ``output_words`` is the mean length of the answers that came back (failed ones are left out).
+        ``output_words`` is the mean length of the answers that came back, scored or not (a long answer
+        the metrics could not score still cost its seconds); calls that failed outright are left out.
         """
         if metric == OUTPUT_WORDS:
-            words = [len(o.split()) for o, m in zip(self.outputs, self.metrics) if m is not None and o is not None]
+            words = [len(o.split()) for o in self.outputs if o is not None]
             return math.fsum(words) / len(words) if words else 0.0
         if not self.metrics:
             return 0.0

@@ -17,7 +17,7 @@ from ..families.template import PromptTemplate
 from ..lm import cached_complete, get_lm
 from . import runs
 from .promptset import check_invariants
-from .scoring import TrialScores, objective, score_variant
+from .scoring import OUTPUT_WORDS, TrialScores, objective, score_variant
 from .variants import trial_variant
 
 
@@ -83,7 +83,7 @@ class SearchTools:
         self.calls += scores.lm_calls
         self.seconds += scores.seconds
         if full:
-            metrics = scores.means()
+            metrics = scores.means() | {OUTPUT_WORDS: scores.mean(OUTPUT_WORDS)}  # the length the objective may weigh
             if scores.errors:
                 metrics["first_error"] = scores.errors[0][:300]
             self._record(index, variant_id, config or {}, objective(scores, self.weights), metrics,

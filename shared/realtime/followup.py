@@ -73,7 +73,9 @@ def _reason(outcome: dict) -> str:
     conf = outcome.get("confidence")
     text = f"validated with confidence {conf:.3f}" if conf is not None else "validated"
     if outcome.get("rollout_id"):
-        return f"{text}; deployed automatically (rollout {outcome['rollout_id']})"
+        since = outcome.get("rollout_status")  # set when a redelivered job finds an earlier attempt's rollout
+        later = f", {since.replace('_', ' ')} since" if since and since != "running" else ""
+        return f"{text}; deployed automatically (rollout {outcome['rollout_id']}{later})"
     if outcome.get("deploy_error"):
         return f"{text}; deployment refused: {outcome['deploy_error']}"
     return f"{text}; automatic deployment is off (DSPY_AUTO_OPTIMIZE): deploy with promptloop recommendations --deploy"

@@ -3,22 +3,9 @@
 
 from pathlib import Path
 
-import pytest
-
 from tests.unit.cli.test_rollout import add_better_candidate
 
-from tests.unit.cli.runner import cli_runner
-
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def cli(tmp_path):
-    run = cli_runner(tmp_path, {"m": "scripted/follow"}, COLUMNS="250")
-
-    assert run("init")[0] == 0
-    assert run("datasets", "import", "--name", "conll04")[0] == 0
-    return run, tmp_path
 
 
 def recommend(data_dir, variant: int) -> None:

@@ -1,17 +1,6 @@
 """``promptloop optimize`` as a person runs it (subprocess, embedded database): improving a named variant."""
 
-import pytest
-
-from tests.unit.cli.runner import cli_runner
 from tests.unit.cli.test_rollout import add_better_candidate
-
-
-@pytest.fixture
-def cli(tmp_path):
-    run = cli_runner(tmp_path, {"m": "scripted/follow"}, COLUMNS="250")
-    assert run("init")[0] == 0
-    assert run("datasets", "import", "--name", "conll04")[0] == 0
-    return run, tmp_path
 
 
 def test_a_run_improves_the_variant_named_by_parent(cli):

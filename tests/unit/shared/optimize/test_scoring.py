@@ -6,10 +6,11 @@ from shared.optimize.scoring import TrialScores, objective
 
 
 def test_output_words_is_the_mean_answer_length_of_the_calls_that_came_back():
-    scores = TrialScores(metrics=[{"entity_f1": 1.0}, {"entity_f1": 0.5}, None],
-                         outputs=["a b c d", "a b", None])
-    assert scores.mean("output_words") == 3.0
-    assert scores.mean("entity_f1") == 0.5  # the failed call counts as 0
+    scores = TrialScores(metrics=[{"entity_f1": 1.0}, {"entity_f1": 0.5}, None, None],
+                         outputs=["a b c d", "a b", "x " * 9, None])
+    assert scores.mean("output_words") == 5.0  # an answer that could not be scored still counts; no answer does not
+    assert scores.mean("entity_f1") == 0.375  # the failed calls count as 0
+    assert "output_words" not in scores.means()  # a cost, not a metric validation would call a regression
 
 
 def test_a_negative_length_weight_prefers_the_shorter_of_two_equal_answers():

@@ -104,3 +104,18 @@ def test_a_manual_trigger_can_ask_for_deployment_whatever_the_setting(rollout_en
     run_id = triggered_run(engine, settings, ids["better"], {"deploy": True})
     after_optimization(engine, settings, run_id, in_process(engine, settings, calls))
     assert calls == [(ids["better"], True)] and list_recommendations(engine, "deployed")
+
+
+def test_a_redelivered_validation_of_a_rolled_back_candidate_says_so(rollout_env):
+    """The job deployed, the rollout was rolled back, then Redis handed the job out again: the
+    recommendation records the deployment and that it was rolled back since, and nothing restarts."""
+    from shared.rollout.replacement import deployed_outcome
+    from shared.rollout.state import transition
+
+    settings, engine, ids = rollout_env
+    validate_candidate(engine, settings, ids["better"])
+    rollout_id = deploy_candidate(engine, settings, ids["better"])
+    transition(engine, rollout_id, get(engine, rollout_id).version, "rollback", actor="gate", reason="worse live")
+    rec = record_validation(engine, deployed_outcome(engine, ids["better"]))
+    assert rec["status"] == "deployed" and f"(rollout {rollout_id}, rolled back since)" in rec["reason"], rec
+    assert get(engine, rollout_id).status == "rolled_back"
