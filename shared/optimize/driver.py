@@ -25,7 +25,7 @@ from .promptset import components
 from .registry import get_optimizer
 from .scoring import OUTPUT_WORDS, Runner, in_process, objective, score_variant
 from .tools import Cancelled, SearchTools, StopSearch
-from .variants import register_candidate
+from .variants import register_candidate, registered_as
 
 log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS = {"overall": 1.0}
@@ -179,6 +179,12 @@ def _conclude(engine, settings, run, token, ttl_s, runner, parent, history, trai
     template = _parent(engine, best["variant_id"])
     parts = components(run.family, template)
     result["program"] = program_state(run.family, template, parts["instruction"], best["config"].get("demos", []))
+    with engine.connect() as conn:
+        earlier = registered_as(conn, run.family, run.model, template)
+    if earlier is not None:  # an earlier run found the same prompt: point at it, register no twin
+        why = f"{reason}; the best candidate is {earlier[1]} (variant {earlier[0]}), registered before"
+        runs.finish(engine, run.id, token, status="done", reason=why, result=result, best_variant_id=earlier[0])
+        return {"run_id": run.id, "status": "done", "reason": why, "candidate": earlier[0], **result}
     for attempt in range(3):  # another run of the same family x model may take the same DSPY_ name first
         try:
             runs.finish(engine, run.id, token, status="done", reason=f"{reason}; candidate registered", result=result,

@@ -39,6 +39,14 @@ def seed_name(n: int) -> str:
     return f"DSPY_{name}"
 
 
+def registered_as(conn, family: str, model: str, template: PromptTemplate) -> tuple[int, str] | None:
+    """(id, name) of a variant of family x model (not a trial row) with exactly this template, if any."""
+    row = conn.execute(select(PromptVariant.id, PromptVariant.name).where(
+        PromptVariant.family == family, PromptVariant.model == model, PromptVariant.status != "trial",
+        PromptVariant.template == template.to_json()).order_by(PromptVariant.id)).first()
+    return (row.id, row.name) if row else None
+
+
 def register_candidate(conn, family: str, model: str, template: PromptTemplate, parent_id: int) -> int:
     """Insert the next ``DSPY_<letter>`` candidate of family x model inside the caller's transaction."""
     taken = set(conn.execute(select(PromptVariant.name).where(

@@ -51,8 +51,11 @@ def test_runs_are_seeded_and_reproducible(env):
     assert ids[a] == ids[b] != ids[c]
     # The second run's answers all came from the shared LM cache.
     assert load_run(engine, b).cached_calls == load_run(engine, b).lm_calls + load_run(engine, b).cached_calls
-    names = set(engine.connect().execute(select(PromptVariant.name).where(PromptVariant.status == "candidate")).scalars())
-    assert {"DSPY_A", "DSPY_B", "DSPY_C"} <= names
+    # The same best prompt is registered once: the repeat run points at the first run's candidate.
+    assert load_run(engine, b).best_variant_id == load_run(engine, a).best_variant_id
+    assert "registered before" in load_run(engine, b).stop_reason
+    names = sorted(engine.connect().execute(select(PromptVariant.name).where(PromptVariant.status == "candidate")).scalars())
+    assert names == ["DSPY_A", "DSPY_B"] and load_run(engine, c).best_variant_id != load_run(engine, a).best_variant_id
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint(env):
