@@ -53,9 +53,9 @@ def parse_args():
     p.add_argument("--optimizer", default="demos", choices=("demos", "prune"),
                    help="demos: search gold demonstrations; prune: search which instruction rules to keep")
     p.add_argument("--parent", help="name of the variant to improve (e.g. DSPY_A); default: LightRAG's")
-    p.add_argument("--parent-demos", choices=("keep", "drop"), default="keep",
+    p.add_argument("--parent-demos", choices=("keep", "drop"),
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
-    p.add_argument("--demo-counts", default="2,3,4", help="how many demos a candidate may have (drawn per trial)")
+    p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
     p.add_argument("--length-weight", type=float, default=0.0,
                    help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
@@ -157,6 +157,7 @@ def main() -> None:
     from shared.migrate import upgrade
     from shared.models import OptimizationRun
     from shared.optimize.driver import run_optimization
+    from shared.optimize.history import find_variant
     from shared.optimize.promptset import export_lightrag
     from shared.optimize.runs import load_run
     from shared.optimize.scoring import score_variant
@@ -180,24 +181,20 @@ def main() -> None:
     search = [ExampleRef("dataset", i, FAMILY) for i in dev[-(args.search + args.val):-args.val]]
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
-    options = {"candidates": args.candidates}
-    if args.optimizer != "demos" and (args.parent_demos != "keep" or args.demo_counts != "2,3,4"):
+    demo_options = {k: v for k, v in (("parent_demos", args.parent_demos), ("demo_counts", args.demo_counts and [
+        int(n) for n in args.demo_counts.split(",")])) if v is not None}
+    if demo_options and args.optimizer != "demos":
         sys.exit("--parent-demos and --demo-counts are options of the demos optimizer")
-    if args.optimizer == "demos" and (args.parent_demos != "keep" or args.demo_counts != "2,3,4"):
-        # (runs 1 and 2 were made without these options)
-        options |= {"parent_demos": args.parent_demos, "demo_counts": [int(n) for n in args.demo_counts.split(",")]}
+    options = {"candidates": args.candidates} | demo_options
     parent_id = None
     if args.parent:
-        from shared.models import PromptVariant
-        with engine.connect() as conn:
-            parent_id = conn.execute(select(PromptVariant.id).where(
-                PromptVariant.family == FAMILY, PromptVariant.model == args.model,
-                PromptVariant.name == args.parent)).scalar()
-        if parent_id is None:
-            sys.exit(f"no {FAMILY} variant {args.parent!r} on {args.model} in this bench's database")
+        try:
+            parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id
+        except LookupError as exc:
+            sys.exit(str(exc))
     objective = OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
-    default = active_variant(engine, FAMILY, args.model)
-    want_parent = parent_id or (default.id if default else None)
+    baseline = active_variant(engine, FAMILY, args.model)
+    want_parent = parent_id or (baseline.id if baseline else None)
     with engine.connect() as conn:
         earlier = conn.execute(select(OptimizationRun.id, OptimizationRun.settings, OptimizationRun.status,
                                       OptimizationRun.train_ids, OptimizationRun.val_ids).where(
@@ -242,7 +239,6 @@ def main() -> None:
     exported = export_lightrag(PromptTemplate.from_json(best.template))
     (RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
 
-    baseline = active_variant(engine, FAMILY, args.model)
     table = {}
     compared = [(f"optimized ({best.name})", run.best_variant_id)]
     if parent_id and parent_id != baseline.id:

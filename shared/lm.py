@@ -178,10 +178,11 @@ class ScriptedLM(_TextOnly):
       extracts cleanly whatever the prompt; once it exists it answers like ``follow`` (a prompt
       without worked examples then gets an invented entity and no completion delimiter).
     ``max_prompt_chars`` (with ``follow``): a prompt longer than that overwhelms it and it forgets the
-    completion delimiter (what pruning an instruction can cure). ``latency_ms`` sleeps before answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts
-    containing that text (tests of failure handling); ``crash_on`` kills its own process with SIGKILL
-    (a model that takes its worker down: out of memory, a native crash); ``hang_on`` never answers (a
-    call stuck on a dead connection), until a signal interrupts it.
+    completion delimiter (what pruning an instruction can cure). ``latency_ms`` sleeps before
+    answering (benchmarks); ``fail_on`` raises ``LMError`` for prompts containing that text (tests
+    of failure handling); ``crash_on`` kills its own process with SIGKILL (a model that takes its
+    worker down: out of memory, a native crash); ``hang_on`` never answers (a call stuck on a dead
+    connection), until a signal interrupts it.
     """
 
     spec: str

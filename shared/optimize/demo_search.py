@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..models import EvalExample
 from .base import Proposal, RunContext
-from .demos import extraction_demo
+from .demos import extraction_demo, extraction_rows
 from .promptset import LIGHTRAG_PARTS, components, rebuild
 
 NAME = "demos"
@@ -59,6 +59,5 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     picks = rng.sample(pool, k)
     base = (components(ctx.family, ctx.parent)["demos"] or []) if opts["parent_demos"] == "keep" else []
     template = rebuild(ctx.family, ctx.parent, demos=base + [extraction_demo(text, ref) for _, text, ref in picks])
-    from .demos import extraction_rows
     demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref))} for _, text, ref in picks]
     return Proposal(template=template, config={"kind": "demos", "demo_ids": [i for i, _, _ in picks]}, demos=demos)

@@ -17,7 +17,7 @@ from ..metrics import normalize_name, parse_extraction
 from .base import RunContext
 from .promptset import InvalidCandidate, guidance_of, with_guidance
 from .runs import LeaseLost
-from .scoring import OUTPUT_WORDS
+from .scoring import example_objective
 from .tools import Cancelled, SearchTools, StopSearch
 
 NAME = "gepa"
@@ -54,14 +54,6 @@ def feedback(family: str, metrics: dict | None, output: str | None, reference: d
     return " ".join(notes) + (" " if notes else "") + f"Scores: {scores}."
 
 
-
-def _example_score(weights: dict, metrics: dict | None, output: str | None) -> float:
-    """One example's objective, as ``scoring.objective`` weighs a mean (``output_words`` included)."""
-    if not metrics:
-        return 0.0
-    values = {**metrics, OUTPUT_WORDS: len(output.split()) if output else 0}
-    return sum(w * values.get(k, 0.0) for k, w in weights.items())
-
 class TemplateAdapter:
     """GEPA's adapter protocol over one text component rendered into the family's template."""
 
@@ -91,7 +83,7 @@ class TemplateAdapter:
         scores = self.tools.score(template, None if full else list(batch),
                                   config={"kind": NAME, COMPONENT: candidate[COMPONENT]})
         weights = self.tools.weights
-        per_example = [_example_score(weights, m, o) for m, o in zip(scores.metrics, scores.outputs)]
+        per_example = [example_objective(weights, m, o) for m, o in zip(scores.metrics, scores.outputs)]
         errors = iter(scores.errors)
         traces = [{"ref": r, "metrics": m, "output": o, "error": None if m else next(errors, None)}
                   for r, m, o in zip(batch, scores.metrics, scores.outputs)]

@@ -67,6 +67,14 @@ def objective(scores: TrialScores, weights: dict[str, float]) -> float:
     return math.fsum(w * scores.mean(metric) for metric, w in weights.items())
 
 
+def example_objective(weights: dict[str, float], metrics: dict | None, output: str | None) -> float:
+    """One example's objective, weighed as ``objective`` weighs the means (a failed example scores 0)."""
+    if not metrics:
+        return 0.0
+    values = {**metrics, OUTPUT_WORDS: len(output.split()) if output else 0}
+    return math.fsum(w * values.get(k, 0.0) for k, w in weights.items())
+
+
 def in_process(engine: Engine, settings: Settings, batch_id: int, chunks: list[dict], stop=None) -> None:
     """Score every chunk here, one after another (CLI without workers, benchmarks, tests)."""
     for chunk in chunks:
