@@ -6,7 +6,8 @@ worth keeping. A unit is either one bullet under a bare rule heading (``1. **Ent
 with the lines nested under it, or a whole numbered rule that has text of its own (``3. Comprehensiveness:
 The summary must...``) with its nested lines. Never a unit: a unit holding a placeholder LightRAG fills
 (``{tuple_delimiter}``, ``{language}``...), anything inside a ``` block, a nested bullet on its own (the
-items of a list go with the line that introduces them). A bare heading left without bullets goes too.
+items of a list go with the line that introduces them). A bare heading left without bullets goes too,
+and the numbers of the rules left are closed up (1, 2, 3, not 1, 3, 4).
 
 Trial ``i`` drops a seeded random share (``drop_shares``) of the units, a subset no earlier trial
 dropped, and keeps the parent's demonstrations, so pruning a demos-optimized variant (``--parent``)
@@ -29,6 +30,7 @@ _REDRAWS = 50
 
 _BULLET = re.compile(r"^(\s*)- ")
 _NUMBERED = re.compile(r"^\d+\.\s")
+_NUMBER = re.compile(r"^(\s*)(\d+)\.(?=\s)")
 #: A rule heading with nothing after its title: ``2. Content & Grounding:``, ``1. **Entity Extraction:**``.
 _BARE = re.compile(r"^\d+\.\s+(\*\*)?[^*:.]{1,60}(:\*\*|\*\*:|:)?\s*$")
 
@@ -106,7 +108,30 @@ def drop(instruction: str, chosen: list[tuple[int, int]]) -> str:
             gone.add(i)
             if end < len(lines) and not lines[end].strip() and (i == 0 or not lines[i - 1].strip()):
                 gone.add(end)  # the blank line after the rule, so no double blank is left
+    _renumber(lines, gone)
     return "\n".join(line for n, line in enumerate(lines) if n not in gone)
+
+
+def _renumber(lines: list[str], gone: set[int]) -> None:
+    """Close the gaps dropped rules leave in their list's numbering (``1. 3. 4.`` becomes ``1. 2. 3.``).
+
+    Lists are read on the parent's lines: a list runs over blank lines and deeper lines, and a line at
+    its depth or shallower that is not one of its items ends it. A ``` block (a rule's example) neither
+    ends a list nor is renumbered."""
+    fenced = _fenced(lines)
+    removed: dict[int, int] = {}  # indent -> items dropped so far from the list at that indent
+    for i, line in enumerate(lines):
+        if i in fenced or not line.strip():
+            continue
+        depth = _indent(line)
+        removed = {d: n for d, n in removed.items() if d <= depth}
+        item = _NUMBER.match(line)
+        if not item:
+            removed.pop(depth, None)
+        elif i in gone:
+            removed[depth] = removed.get(depth, 0) + 1
+        elif removed.get(depth):
+            lines[i] = f"{item.group(1)}{int(item.group(2)) - removed[depth]}.{line[item.end():]}"
 
 
 def _subsets(seed: int, n_units: int, shares: list[float], trials: int) -> list[tuple[float, tuple[int, ...]]]:

@@ -37,7 +37,7 @@ def test_no_droppable_unit_holds_a_placeholder_and_dropping_them_all_keeps_every
     assert _placeholders(pruned) == _placeholders(INSTRUCTION)
     assert len(pruned) < 0.5 * len(INSTRUCTION)
     assert "3. **Record Types:**" not in pruned  # a rule whose bullets all went goes with them
-    assert "4. **Output Format:**" in pruned and "Output at most {max_total_records} total rows" in pruned
+    assert "2. **Output Format:**" in pruned and "Output at most {max_total_records} total rows" in pruned
 
 
 def test_a_nested_list_goes_with_the_line_that_introduces_it():
@@ -49,9 +49,21 @@ def test_a_nested_list_goes_with_the_line_that_introduces_it():
 def test_a_bare_heading_left_empty_goes_in_either_style():
     compact = "---Instructions---\n1. Keep: the {x}.\n2. Context & Objectivity:\n  - a\n  - b\n3. Last: {y}\n"
     assert prune_search.units(compact) == [(3, 4), (4, 5)]
-    assert prune_search.drop(compact, [(3, 4), (4, 5)]) == "---Instructions---\n1. Keep: the {x}.\n3. Last: {y}\n"
+    assert prune_search.drop(compact, [(3, 4), (4, 5)]) == "---Instructions---\n1. Keep: the {x}.\n2. Last: {y}\n"
     spaced = "x {a}\n\n2. Content & Grounding:\n  - a\n\n3. **Last:** {y}\n"
-    assert prune_search.drop(spaced, prune_search.units(spaced)) == "x {a}\n\n3. **Last:** {y}\n"
+    assert prune_search.drop(spaced, prune_search.units(spaced)) == "x {a}\n\n2. **Last:** {y}\n"
+
+
+def test_numbering_closes_the_gaps_of_dropped_rules_in_each_list_and_nowhere_else():
+    text = ("1. One: a.\n  1. sub a\n  2. sub b\n2. Two: b.\n\n3. Three: {c}\n---Next---\n"
+            "1. Again: d.\n2. More: e.\n```\n1. fenced\n3. fenced\n```\n3. Last: {f}\n")
+    assert prune_search.units(text) == [(0, 3), (3, 4), (7, 8), (8, 9)]
+    assert prune_search.drop(text, [(3, 4), (7, 8)]) == (
+        "1. One: a.\n  1. sub a\n  2. sub b\n\n2. Three: {c}\n---Next---\n"
+        "1. More: e.\n```\n1. fenced\n3. fenced\n```\n2. Last: {f}\n")  # a fenced example is a rule's
+    pruned = prune_search.drop(INSTRUCTION, prune_search.units(INSTRUCTION)[::2])
+    numbers = [int(line.split(".")[0]) for line in pruned.split("\n") if line[:1].isdigit()]
+    assert numbers == list(range(1, len(numbers) + 1))
 
 
 def test_a_fenced_example_and_the_items_of_a_rule_are_never_pruned_apart():
