@@ -161,7 +161,7 @@ def main() -> None:
     from shared.optimize.promptset import export_lightrag
     from shared.optimize.runs import load_run
     from shared.optimize.scoring import score_variant
-    from shared.optimize.start import start_optimization
+    from shared.optimize.start import lm_settings, start_optimization
     from shared.optimize.variants import active_variant
     from shared.families.template import PromptTemplate
     from shared.settings import get_settings
@@ -203,11 +203,13 @@ def main() -> None:
             OptimizationRun.parent_id == want_parent)
             .order_by(OptimizationRun.id.desc())).all()
     sets = ([[r.source, r.id] for r in search], [[r.source, r.id] for r in val])
+    lm = lm_settings(settings, args.model)
 
     def same(text, train, val_) -> bool:
         made = json.loads(text)
         return (made["optimizer_options"] == options and made["budget_calls"] == args.budget_calls
-                and made["objective"] == objective and (json.loads(train), json.loads(val_)) == sets)
+                and made["objective"] == objective and (json.loads(train), json.loads(val_)) == sets
+                and made.get("lm", lm) == lm)  # runs made before runs recorded their LM: taken as matching
 
     # Resume (or reuse) the run made with these arguments; a failed one, or other arguments, start anew.
     run_id = next((e.id for e in earlier if e.status != "failed" and same(e.settings, e.train_ids, e.val_ids)), None)

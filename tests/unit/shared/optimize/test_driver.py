@@ -40,6 +40,8 @@ def test_demo_search_registers_a_candidate_that_beats_the_parent(env):
     assert json.loads(json.dumps(program)) == program  # JSON, never pickle
     run = load_run(engine, run_id)
     assert run.lm_calls == 6 * 6 + 2 * 6 and run.status == "done"
+    # The scores hold for this LM: the run records its model string and answer length.
+    assert json.loads(run.settings)["lm"] == {"model": settings.models["m"], "max_tokens": settings.lm_max_tokens}
 
 
 def test_runs_are_seeded_and_reproducible(env):
