@@ -94,7 +94,7 @@ def main() -> None:
               "max_tokens": args.max_tokens, "summary": summary, "ratio_optimized_over_default": ratios,
               "calls": measured}
     suffix = ".warm" if args.warm else ""
-    (RESULTS / f"extraction_seconds.{args.model}{suffix}.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / f"extraction_seconds.{args.model}.{args.variant}{suffix}.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({"summary": summary, "ratio_optimized_over_default": ratios}, indent=1))
 
 
