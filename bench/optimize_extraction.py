@@ -16,7 +16,9 @@ it again after an interruption and it resumes (cached calls cost nothing). ``--e
 writes the LM answers as text (committed under ``bench/results/``), and ``--import-cache F.jsonl`` on
 another machine or after a schema change replays them for free. Seconds per call are the
 ones measured when each call was really made. Results: ``bench/results/optimize_extraction.<model>.json``
-and ``.md``, and the exported ``entity_extraction.<model>.lightrag.json``.
+and ``.md``, and the exported ``entity_extraction.<model>.lightrag.json``; ``--tag`` names another set.
+When validation refuses the search's best, nothing is exported and the table compares the parent (and
+the default); ``--compare NAME`` adds any variant, a refused trial among them, as a labelled diagnostic.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def parse_args():
     p.add_argument("--length-weight", type=float, default=0.0,
                    help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
+    p.add_argument("--compare", action="append", default=[], metavar="NAME",
+                   help="also score this variant on the test set, e.g. a trial the validation refused "
+                        "(a diagnostic: a prompt picked with the test scores in view is not a result); repeatable")
     p.add_argument("--skip-default", action="store_true", help="do not (re)score LightRAG's default on the test set")
     p.add_argument("--export-cache", type=Path, help="write this bench's LM answers as JSONL and exit")
     p.add_argument("--import-cache", type=Path, help="copy the LM answers of an older run's SQLite file first "
@@ -186,12 +191,11 @@ def main() -> None:
     if demo_options and args.optimizer != "demos":
         sys.exit("--parent-demos and --demo-counts are options of the demos optimizer")
     options = {"candidates": args.candidates} | demo_options
-    parent_id = None
-    if args.parent:
-        try:
-            parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id
-        except LookupError as exc:
-            sys.exit(str(exc))
+    try:
+        parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id if args.parent else None
+        extras = [find_variant(engine, f"{FAMILY}/{args.model}/{name}") for name in args.compare]
+    except LookupError as exc:
+        sys.exit(str(exc))
     objective = OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
     baseline = active_variant(engine, FAMILY, args.model)
     want_parent = parent_id or (baseline.id if baseline else None)
@@ -231,20 +235,18 @@ def main() -> None:
     outcome = run_optimization(engine, settings, run_id, ttl_s=600, progress=progress)
     print(f"optimization: {outcome['status']}: {outcome['reason']}", flush=True)
     run = load_run(engine, run_id)
+    compared = []
     if run.best_variant_id is None:
-        print("no candidate registered; nothing to compare", flush=True)
-        return
-    with engine.connect() as conn:
-        from shared.models import PromptVariant
-        best = conn.execute(select(PromptVariant.name, PromptVariant.template)
-                            .where(PromptVariant.id == run.best_variant_id)).one()
-    exported = export_lightrag(PromptTemplate.from_json(best.template))
-    (RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
-
-    table = {}
-    compared = [(f"optimized ({best.name})", run.best_variant_id)]
+        print("no candidate registered; the test set compares the parent and the default", flush=True)
+    else:
+        best = find_variant(engine, str(run.best_variant_id))
+        exported = export_lightrag(PromptTemplate.from_json(best.template))
+        (RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
+        compared.append((f"optimized ({best.name})", best.id))
     if parent_id and parent_id != baseline.id:
         compared.append((f"its parent ({args.parent})", parent_id))
+    compared += [(f"{extra.name} ({extra.status}; diagnostic)", extra.id) for extra in extras]
+    table = {}
     for label, variant_id in compared + [("LightRAG default", baseline.id)]:
         if label == "LightRAG default" and args.skip_default:
             continue
@@ -266,7 +268,8 @@ def main() -> None:
     lines = [f"# LightRAG extraction prompt, optimized vs default — {report['model']}",
              "", f"{len(test)} CoNLL04 dev sentences never used in optimization; temperature 0, max_tokens "
              f"{args.max_tokens}. Optimization: run {run.id} ({run.optimizer}, seed {run.seed}), "
-             f"{run.lm_calls} LM calls ({run.cached_calls} answered from cache), {run.seconds / 60:.1f} min of scoring.",
+             f"{run.lm_calls} LM calls ({run.cached_calls} answered from cache), {run.seconds / 60:.1f} min of scoring; "
+             f"{run.status}: {run.stop_reason}.",
              "", "| prompt | " + " | ".join(REPORTED) + " | s/call | out tokens/call | failed |",
              "|---|" + "---|" * (len(REPORTED) + 3)]
     for label, row in table.items():
