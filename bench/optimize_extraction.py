@@ -235,17 +235,23 @@ def main() -> None:
     outcome = run_optimization(engine, settings, run_id, ttl_s=600, progress=progress)
     print(f"optimization: {outcome['status']}: {outcome['reason']}", flush=True)
     run = load_run(engine, run_id)
+    if run.status != "done":  # held by another copy, stopped, failed: nothing to compare yet
+        sys.exit(f"run {run_id} is {run.status}, not done: the test set is scored once it is")
     compared = []
+    export = RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json"
     if run.best_variant_id is None:
         print("no candidate registered; the test set compares the parent and the default", flush=True)
+        export.unlink(missing_ok=True)  # an older run's export under this tag is not this run's result
     else:
         best = find_variant(engine, str(run.best_variant_id))
-        exported = export_lightrag(PromptTemplate.from_json(best.template))
-        (RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json").write_text(json.dumps(exported, indent=1, ensure_ascii=False))
+        export.write_text(json.dumps(export_lightrag(PromptTemplate.from_json(best.template)), indent=1,
+                                     ensure_ascii=False))
         compared.append((f"optimized ({best.name})", best.id))
     if parent_id and parent_id != baseline.id:
         compared.append((f"its parent ({args.parent})", parent_id))
-    compared += [(f"{extra.name} ({extra.status}; diagnostic)", extra.id) for extra in extras]
+    for extra in extras:
+        if extra.id not in {variant_id for _, variant_id in compared}:
+            compared.append((f"{extra.name} ({extra.status}; diagnostic)", extra.id))
     table = {}
     for label, variant_id in compared + [("LightRAG default", baseline.id)]:
         if label == "LightRAG default" and args.skip_default:
@@ -265,7 +271,8 @@ def main() -> None:
               "comparison": table, "wall_seconds_this_invocation": time.monotonic() - started}
     report["run"]["result"].pop("program", None)
     (RESULTS / f"optimize_extraction.{args.model}{tag}.json").write_text(json.dumps(report, indent=1))
-    lines = [f"# LightRAG extraction prompt, optimized vs default — {report['model']}",
+    title = "optimized vs default" if run.best_variant_id else "no candidate registered; parent vs default"
+    lines = [f"# LightRAG extraction prompt, {title} — {report['model']}",
              "", f"{len(test)} CoNLL04 dev sentences never used in optimization; temperature 0, max_tokens "
              f"{args.max_tokens}. Optimization: run {run.id} ({run.optimizer}, seed {run.seed}), "
              f"{run.lm_calls} LM calls ({run.cached_calls} answered from cache), {run.seconds / 60:.1f} min of scoring; "

@@ -115,23 +115,30 @@ def drop(instruction: str, chosen: list[tuple[int, int]]) -> str:
 def _renumber(lines: list[str], gone: set[int]) -> None:
     """Close the gaps dropped rules leave in their list's numbering (``1. 3. 4.`` becomes ``1. 2. 3.``).
 
-    Lists are read on the parent's lines: a list runs over blank lines and deeper lines, and a line at
-    its depth or shallower that is not one of its items ends it. A ``` block (a rule's example) neither
-    ends a list nor is renumbered."""
+    Lists are read on the parent's lines, one per indent: a list ends at a section line (``---Role---``,
+    ``# ...``), at a shallower line, or where the numbers start again (``... 3.`` then ``1.``); bullets
+    and prose between its items do not end it. A ``` block (a rule's example) is left as it is."""
     fenced = _fenced(lines)
-    removed: dict[int, int] = {}  # indent -> items dropped so far from the list at that indent
+    lists: dict[int, list[int]] = {}  # indent -> [last number read, items dropped so far]
     for i, line in enumerate(lines):
         if i in fenced or not line.strip():
             continue
         depth = _indent(line)
-        removed = {d: n for d, n in removed.items() if d <= depth}
+        lists = {d: state for d, state in lists.items() if d <= depth}
         item = _NUMBER.match(line)
         if not item:
-            removed.pop(depth, None)
-        elif i in gone:
-            removed[depth] = removed.get(depth, 0) + 1
-        elif removed.get(depth):
-            lines[i] = f"{item.group(1)}{int(item.group(2)) - removed[depth]}.{line[item.end():]}"
+            if line.lstrip().startswith(("---", "#")):
+                lists.pop(depth, None)
+            continue
+        number = int(item.group(2))
+        state = lists.get(depth)
+        if state is None or number <= state[0]:
+            state = lists[depth] = [number, 0]
+        state[0] = number
+        if i in gone:
+            state[1] += 1
+        elif state[1]:
+            lines[i] = f"{item.group(1)}{number - state[1]}.{line[item.end():]}"
 
 
 def _subsets(seed: int, n_units: int, shares: list[float], trials: int) -> list[tuple[float, tuple[int, ...]]]:

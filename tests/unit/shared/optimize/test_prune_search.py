@@ -61,6 +61,10 @@ def test_numbering_closes_the_gaps_of_dropped_rules_in_each_list_and_nowhere_els
     assert prune_search.drop(text, [(3, 4), (7, 8)]) == (
         "1. One: a.\n  1. sub a\n  2. sub b\n\n2. Three: {c}\n---Next---\n"
         "1. More: e.\n```\n1. fenced\n3. fenced\n```\n2. Last: {f}\n")  # a fenced example is a rule's
+    restarted = "---I---\n1. A: a.\n2. B: b.\n\n1. C: c.\n2. D: d.\n"  # two lists, one indent
+    assert prune_search.drop(restarted, [(1, 2)]) == "---I---\n1. B: b.\n\n1. C: c.\n2. D: d.\n"
+    bulleted = "---I---\n1. Head:\n- a\n- b\n2. Rule: x.\n3. Rule: y.\n"  # bullets at the rules' indent
+    assert prune_search.drop(bulleted, [(2, 3), (3, 4), (4, 5)]) == "---I---\n1. Rule: y.\n"
     pruned = prune_search.drop(INSTRUCTION, prune_search.units(INSTRUCTION)[::2])
     numbers = [int(line.split(".")[0]) for line in pruned.split("\n") if line[:1].isdigit()]
     assert numbers == list(range(1, len(numbers) + 1))
