@@ -164,9 +164,9 @@ def main() -> None:
     from shared.optimize.driver import run_optimization
     from shared.optimize.history import find_variant
     from shared.optimize.promptset import export_lightrag
-    from shared.optimize.runs import load_run
+    from shared.optimize.runs import lm_settings, load_run
     from shared.optimize.scoring import score_variant
-    from shared.optimize.start import lm_settings, start_optimization
+    from shared.optimize.start import start_optimization
     from shared.optimize.variants import active_variant
     from shared.families.template import PromptTemplate
     from shared.settings import get_settings

@@ -74,6 +74,8 @@ def run_optimization(engine: Engine, settings: Settings, run_id: int, runner: Ru
 
 
 def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> dict:
+    if why := runs.lm_mismatch(settings, run):  # its scores so far would not compare with this LM's
+        raise ValueError(why)
     opts = json.loads(run.settings)
     weights = opts.get("objective") or DEFAULT_WEIGHTS
     budget_calls = int(opts.get("budget_calls") or 300)

@@ -35,6 +35,22 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
 
 
+def lm_settings(settings, model: str) -> dict:
+    """What a run's scores depend on besides its prompts: the model string and the answer length."""
+    return {"model": settings.models.get(model), "max_tokens": settings.lm_max_tokens}
+
+
+def lm_mismatch(settings, run: OptimizationRun) -> str | None:
+    """Why this process may not score ``run`` (its LM is not the one the run recorded), or None."""
+    recorded = json.loads(run.settings or "{}").get("lm")
+    here = lm_settings(settings, run.model)
+    if recorded is None or recorded == here:  # runs made before runs recorded their LM are not checked
+        return None
+    return (f"run {run.id} scores with {recorded['model']} ({recorded['max_tokens']} max tokens) but this worker "
+            f"has {here['model']} ({here['max_tokens']}): give the workers the same PROMPTLOOP_MODELS and "
+            f"PROMPTLOOP_LM_MAX_TOKENS, or start a new run")
+
+
 def create_run(engine: Engine, *, job_id: str | None = None, family: str, model: str, optimizer: str, seed: int, parent_id: int,
                settings: dict, train: list[list], val: list[list]) -> int:
     """Record a pending run and return its id."""

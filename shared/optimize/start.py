@@ -67,14 +67,9 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
                "objective": objective, "optimizer_options": optimizer_options or {}, "proposer": proposer or model,
-               "chunk_size": chunk_size, "lm": lm_settings(settings, model)}
+               "chunk_size": chunk_size, "lm": runs.lm_settings(settings, model)}
     return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])
-
-
-def lm_settings(settings: Settings, model: str) -> dict:
-    """What a run's scores depend on besides its prompts: the model string and the answer length."""
-    return {"model": settings.models[model], "max_tokens": settings.lm_max_tokens}
 
 
 def _variant_of(engine: Engine, variant_id: int, family: str, model: str):

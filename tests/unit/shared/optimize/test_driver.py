@@ -85,6 +85,15 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(env):
     assert run_optimization(engine, settings, reference)["search"] == out["search"] | {"trials": 6}
 
 
+def test_a_worker_with_another_lm_does_not_score_the_run(env):
+    settings, engine = env
+    run_id = start(settings, engine)
+    other = settings.model_copy(update={"lm_max_tokens": settings.lm_max_tokens + 1})
+    out = run_optimization(engine, other, run_id)
+    assert out["status"] == "failed" and "PROMPTLOOP_LM_MAX_TOKENS" in out["reason"], out
+    assert load_run(engine, run_id).lm_calls == 0 and load_trials(engine, run_id) == []
+
+
 def test_a_held_lease_keeps_a_second_copy_out(env):
     settings, engine = env
     run_id = start(settings, engine)
