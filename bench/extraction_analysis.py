@@ -1,6 +1,8 @@
-"""Where the extraction comparison's numbers come from beyond its table: prompt tokens per call and
-what the format failures were, for the optimized prompt and LightRAG's default, read from the
-SQLite file ``bench/optimize_extraction.py`` wrote (its held-out scores and outputs).
+"""Where the extraction comparison's numbers come from beyond its table: prompt tokens per call,
+what the format failures were, and what the entity and relation errors are (missed gold, and what
+the extra ones are: ungrounded, a pronoun, a lowercase phrase, a boundary error on a gold name), for
+the optimized prompt and LightRAG's default, read from the SQLite file ``bench/optimize_extraction.py``
+wrote (its held-out scores and outputs).
 
     .venv/bin/python bench/extraction_analysis.py    # -> bench/results/optimize_extraction.1.5b.analysis.json
 """
@@ -27,6 +29,55 @@ def failure(output: str) -> str:
     return "other format fault"
 
 
+PRONOUNS = {"he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "we", "i", "you", "who"}
+
+
+def spurious_kind(name: str, text: str, gold: set[str]) -> str:
+    """Why an extracted entity that is not a gold one is there (the first that applies)."""
+    from shared.metrics import normalize_name
+
+    norm = normalize_name(name)
+    if f" {norm} " not in f" {normalize_name(text)} ":
+        return "not in the text"
+    if norm in PRONOUNS:
+        return "a pronoun"
+    if any(f" {norm} " in f" {g} " or f" {g} " in f" {norm} " for g in gold):
+        return "part of or more than a gold name"
+    if name[:1].islower():
+        return "a lowercase phrase"
+    return "another capitalized name"
+
+
+def errors(rows) -> dict:
+    """Entity and relation errors over (output, reference, input text) rows: counts and a few examples."""
+    from shared.metrics import normalize_name
+    from shared.metrics.lightrag_format import parse_extraction
+
+    counts, examples = collections.Counter(), collections.defaultdict(list)
+    for output, reference, text in rows:
+        parsed = parse_extraction(output or "")
+        gold = {normalize_name(n) for n, _ in reference["entities"]}
+        found = {normalize_name(n): n for n, _ in parsed.entities if normalize_name(n)}
+        counts["gold entities"] += len(gold)
+        counts["extracted entities"] += len(found)
+        for norm, name in found.items():
+            if norm not in gold:
+                kind = spurious_kind(name, text, gold)
+                counts[f"extra entity: {kind}"] += 1
+                examples[kind].append(name)
+        counts["missed gold entities"] += len(gold - set(found))
+        pair = lambda h, t: tuple(sorted((normalize_name(h), normalize_name(t))))  # noqa: E731
+        gold_rel = {pair(h, t) for h, t, _ in reference["relations"]}
+        found_rel = {pair(h, t) for h, t in parsed.relations}
+        counts["gold relations"] += len(gold_rel)
+        counts["extracted relations"] += len(found_rel)
+        counts["missed gold relations"] += len(gold_rel - found_rel)
+        for rel in found_rel - gold_rel:
+            both = rel[0] in gold and rel[1] in gold
+            counts["extra relation: " + ("both ends gold entities" if both else "an end not a gold entity")] += 1
+    return {"counts": dict(sorted(counts.items())), "examples": {k: v[:8] for k, v in sorted(examples.items())}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="1.5b")
@@ -46,15 +97,17 @@ def main() -> None:
         variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
                                           "and name=?", (name,)).fetchone()
         batch = db.execute("select max(batch_id) from evaluation_scores where variant_id=?", (variant_id,)).fetchone()[0]
-        rows = db.execute("select s.output, s.metrics, e.input from evaluation_scores s join eval_examples e "
+        rows = db.execute("select s.output, s.metrics, e.input, e.reference from evaluation_scores s join eval_examples e "
                           "on e.id = s.example_id where s.variant_id=? and s.batch_id=?", (variant_id, batch)).fetchall()
         prompt = PromptTemplate.from_json(template)
         tokens = [len(vocab.tokenize("".join(m["content"] for m in prompt.render(**family.inputs(text))).encode()))
-                  for _, _, text in rows]
-        failures = collections.Counter(failure(out or "") for out, metrics, _ in rows
+                  for _, _, text, _ in rows]
+        failures = collections.Counter(failure(out or "") for out, metrics, _, _ in rows
                                        if json.loads(metrics or "{}").get("format_compliance", 1) < 1)
         report[name] = {"held_out": len(rows), "prompt_tokens_per_call": sum(tokens) / len(tokens),
-                        "format_failures": dict(failures)}
+                        "format_failures": dict(failures),
+                        "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
+                                          for out, _, text, ref in rows])}
     out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
     out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
