@@ -46,8 +46,9 @@ def lm_mismatch(settings, run: OptimizationRun) -> str | None:
     here = lm_settings(settings, run.model)
     if recorded is None or recorded == here:  # runs made before runs recorded their LM are not checked
         return None
+    has = here["model"] or f"no model {run.model!r}"
     return (f"run {run.id} scores with {recorded['model']} ({recorded['max_tokens']} max tokens) but this worker "
-            f"has {here['model']} ({here['max_tokens']}): give the workers the same PROMPTLOOP_MODELS and "
+            f"has {has} ({here['max_tokens']}): give the workers the same PROMPTLOOP_MODELS and "
             f"PROMPTLOOP_LM_MAX_TOKENS, or start a new run")
 
 
