@@ -240,8 +240,9 @@ def main() -> None:
     compared = []
     export = RESULTS / f"{FAMILY}.{args.model}{tag}.lightrag.json"
     if run.best_variant_id is None:
-        print("no candidate registered; the test set compares the parent and the default", flush=True)
-        export.unlink(missing_ok=True)  # an older run's export under this tag is not this run's result
+        # An export already there (the committed best, without --tag) is an earlier run's and stays.
+        print("no candidate registered: nothing exported" + (f" ({export.name} is an earlier run's)" if export.exists()
+              else "") + "; the test set compares the parent and the default", flush=True)
     else:
         best = find_variant(engine, str(run.best_variant_id))
         export.write_text(json.dumps(export_lightrag(PromptTemplate.from_json(best.template)), indent=1,
