@@ -34,10 +34,10 @@ PRONOUNS = {"he", "she", "it", "they", "him", "her", "them", "his", "its", "thei
 
 def spurious_kind(name: str, text: str, gold: set[str]) -> str:
     """Why an extracted entity that is not a gold one is there (the first that applies)."""
-    from shared.metrics import normalize_name
+    from shared.metrics import hallucination_rate, normalize_name
 
     norm = normalize_name(name)
-    if f" {norm} " not in f" {normalize_name(text)} ":
+    if hallucination_rate([name], text):
         return "not in the text"
     if norm in PRONOUNS:
         return "a pronoun"
@@ -46,6 +46,13 @@ def spurious_kind(name: str, text: str, gold: set[str]) -> str:
     if name[:1].islower():
         return "a lowercase phrase"
     return "another capitalized name"
+
+
+def _pair(head: str, tail: str) -> tuple[str, str]:
+    """A relation as ``relation_prf`` compares it: the two normalized names, in either direction."""
+    from shared.metrics import normalize_name
+
+    return tuple(sorted((normalize_name(head), normalize_name(tail))))
 
 
 def errors(rows) -> dict:
@@ -66,9 +73,8 @@ def errors(rows) -> dict:
                 counts[f"extra entity: {kind}"] += 1
                 examples[kind].append(name)
         counts["missed gold entities"] += len(gold - set(found))
-        pair = lambda h, t: tuple(sorted((normalize_name(h), normalize_name(t))))  # noqa: E731
-        gold_rel = {pair(h, t) for h, t, _ in reference["relations"]}
-        found_rel = {pair(h, t) for h, t in parsed.relations}
+        gold_rel = {_pair(h, t) for h, t, _ in reference["relations"]}
+        found_rel = {_pair(h, t) for h, t in parsed.relations}
         counts["gold relations"] += len(gold_rel)
         counts["extracted relations"] += len(found_rel)
         counts["missed gold relations"] += len(gold_rel - found_rel)
