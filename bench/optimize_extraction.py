@@ -52,8 +52,9 @@ def parse_args():
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: one per core; 1 on a busy machine)")
-    p.add_argument("--optimizer", default="demos", choices=("demos", "prune"),
-                   help="demos: search gold demonstrations; prune: search which instruction rules to keep")
+    p.add_argument("--optimizer", default="demos", choices=("demos", "prune", "rules"),
+                   help="demos: search gold demonstrations; prune: search which instruction rules to keep; "
+                        "rules: search which written rules to add")
     p.add_argument("--parent", help="name of the variant to improve (e.g. DSPY_A); default: LightRAG's")
     p.add_argument("--parent-demos", choices=("keep", "drop"),
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")

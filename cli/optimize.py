@@ -23,7 +23,7 @@ variants_app = typer.Typer(help="Prompt variants: list, show, diff, export for L
 def optimize(ctx: typer.Context,
              family: Optional[str] = typer.Option(None, help="Prompt family, e.g. entity_extraction."),
              model: Optional[str] = typer.Option(None, help="Model key from PROMPTLOOP_MODELS."),
-             optimizer: Optional[str] = typer.Option(None, help="demos, mipro, gepa or prune (default: PROMPTLOOP_OPTIMIZERS)."),
+             optimizer: Optional[str] = typer.Option(None, help="demos, mipro, gepa, prune or rules (default: PROMPTLOOP_OPTIMIZERS)."),
              parent: Optional[str] = typer.Option(None, help="The variant to improve, as an id or FAMILY/MODEL/NAME "
                                                   "(default: the active one), e.g. a DSPY_A to prune."),
              budget_calls: Optional[int] = typer.Option(None, min=1, help="LM calls the run may spend."),
@@ -32,6 +32,8 @@ def optimize(ctx: typer.Context,
              train: Optional[int] = typer.Option(None, min=1, help="Search examples."),
              val: Optional[int] = typer.Option(None, min=1, help="Validation examples."),
              seed: int = typer.Option(0),
+             rules_file: Optional[str] = typer.Option(None, help="The rules optimizer's bank: a text file, one rule "
+                                                      "a line (default: the family's own bank)."),
              on_workers: bool = typer.Option(False, "--on-workers", help="Run as a job on the optimize queue; "
                                              "candidates are scored on the evaluate queue.")) -> None:
     """Optimize a family's prompt on one model and register the best candidate (DSPY_A, DSPY_B, ...)."""
@@ -45,8 +47,10 @@ def optimize(ctx: typer.Context,
     s, engine = _env()
     upgrade(engine)
     parent_id = _variant(engine, parent).id if parent else None
+    optimizer = optimizer or s.optimizer_for(family)
+    options = {"rules": _rules(rules_file, optimizer)} if rules_file else None
     try:
-        run_id = start_optimization(engine, s, family=family, model=model, optimizer=optimizer or s.optimizer_for(family),
+        run_id = start_optimization(engine, s, family=family, model=model, optimizer=optimizer, optimizer_options=options,
                                     budget_calls=budget_calls or s.optimize_budget_calls, budget_minutes=budget_minutes,
                                     dataset=dataset, n_train=train or s.optimize_train, n_val=val or s.optimize_val,
                                     seed=seed, proposer=s.proposer_model or None, parent_id=parent_id)
@@ -69,6 +73,20 @@ def optimize(ctx: typer.Context,
     else:
         _run_here(engine, s, run_id)
     _print_run(engine, run_id)
+
+
+def _rules(path: str, optimizer: str) -> list[str]:
+    """The non-blank lines of ``path``; one sentence when they cannot be the rules of this run."""
+    if optimizer != "rules":
+        _fail(f"--rules-file is for the rules optimizer, not {optimizer}: add --optimizer rules")
+    try:
+        with open(path, encoding="utf-8") as f:
+            rules = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"could not read the rules file {path} ({exc.__class__.__name__}); give a UTF-8 text file, one rule a line")
+    if not rules:
+        _fail(f"the rules file {path} has no rules: write one rule a line")
+    return rules
 
 
 def _progress() -> Progress:

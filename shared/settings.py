@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     local_threads: int = Field(0, ge=0, le=512, alias="PROMPTLOOP_LOCAL_THREADS")
 
     # Optimization.
-    #: Family -> optimizer name ("demos", "gepa", "mipro", "prune"), JSON; families not named use "gepa".
+    #: Family -> optimizer name ("demos", "gepa", "mipro", "prune", "rules"), JSON; families not named use "gepa".
     optimizers: dict[str, str] = Field(
         default_factory=lambda: {"entity_extraction": "demos", "relationship_extraction": "demos"},
         alias="PROMPTLOOP_OPTIMIZERS")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import demo_search, gepa_search, mipro_search, prune_search
+from . import demo_search, gepa_search, mipro_search, prune_search, rule_search
 
-OPTIMIZERS: dict[str, ModuleType] = {m.NAME: m for m in (demo_search, gepa_search, mipro_search, prune_search)}
+OPTIMIZERS: dict[str, ModuleType] = {
+    m.NAME: m for m in (demo_search, gepa_search, mipro_search, prune_search, rule_search)}
 
 
 def get_optimizer(name: str) -> ModuleType:

@@ -25,3 +25,30 @@ def test_a_parent_that_does_not_fit_gets_one_sentence(cli):
     assert code != 0 and "no variant 'entity_extraction/m/DSPY_Z'" in out and "Traceback" not in out, out
     code, out = run(*args, "--family", "summarization", "--parent", "entity_extraction/m/DSPY_A")
     assert code != 0 and "is entity_extraction on m, not summarization on m" in out and "Traceback" not in out, out
+
+
+def test_the_rules_optimizer_takes_its_bank_from_a_file(cli, tmp_path):
+    run, data_dir = cli
+    rules = tmp_path / "rules.txt"
+    rules.write_text("End the answer with the completion delimiter.\n\n  Extract names only.  \n")
+    args = ("optimize", "--family", "entity_extraction", "--model", "m", "--dataset", "conll04", "--train", "3",
+            "--val", "3")
+    code, out = run(*args, "--optimizer", "rules", "--rules-file", str(rules))
+    assert code == 0 and "optimization run 1" in out, out
+    import json
+
+    from shared.db import make_engine
+    from shared.optimize.runs import load_run, load_trials
+
+    engine = make_engine(f"sqlite:///{data_dir / 'promptloop.db'}")
+    assert json.loads(load_run(engine, 1).settings)["optimizer_options"] == {
+        "rules": ["End the answer with the completion delimiter.", "Extract names only."]}
+    assert [t["config"].get("rules") for t in load_trials(engine, 1)] == [None, [0], [1], [0, 1]]
+    engine.dispose()
+    for extra, says in (((), "no rules: write one rule a line"),
+                        (("--optimizer", "prune"), "for the rules optimizer, not prune: add --optimizer rules")):
+        rules.write_text("\n" if not extra else "a rule\n")
+        code, out = run(*args, "--optimizer", "rules", "--rules-file", str(rules), *extra)
+        assert code != 0 and says in out and "Traceback" not in out, out
+    code, out = run(*args, "--optimizer", "rules", "--rules-file", str(tmp_path / "missing.txt"))
+    assert code != 0 and "could not read the rules file" in out and "Traceback" not in out, out
