@@ -165,6 +165,7 @@ def main() -> None:
     from shared.optimize.driver import run_optimization
     from shared.optimize.history import find_variant
     from shared.optimize.promptset import export_lightrag
+    from shared.optimize.registry import prepare_options
     from shared.optimize.runs import lm_settings, load_run
     from shared.optimize.scoring import score_variant
     from shared.optimize.start import start_optimization
@@ -209,10 +210,14 @@ def main() -> None:
             .order_by(OptimizationRun.id.desc())).all()
     sets = ([[r.source, r.id] for r in search], [[r.source, r.id] for r in val])
     lm = lm_settings(settings, args.model)
+    try:
+        stored = prepare_options(args.optimizer, FAMILY, options)  # what a new run stores (the rules' bank)
+    except ValueError as exc:
+        sys.exit(str(exc))
 
     def same(text, train, val_) -> bool:
         made = json.loads(text)
-        return (made["optimizer_options"] == options and made["budget_calls"] == args.budget_calls
+        return (made["optimizer_options"] in (options, stored) and made["budget_calls"] == args.budget_calls
                 and made["objective"] == objective and (json.loads(train), json.loads(val_)) == sets
                 and made.get("lm", lm) == lm)  # runs made before runs recorded their LM: taken as matching
 

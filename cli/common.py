@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 #: Not wrapped when piped (a copied line stays one line), as in cli.main.
 console = Console(soft_wrap=not sys.stdout.isatty())
@@ -21,6 +22,7 @@ def env():
 
 
 def fail(message: str, code: int = 2):
-    """One red sentence, then exit with ``code``."""
-    console.print(f"[red]{message}[/red]")
+    """One red sentence, then exit with ``code``. The message is plain text (a path or an error may hold
+    brackets that Rich would otherwise read as markup)."""
+    console.print(f"[red]{escape(message)}[/red]")
     raise typer.Exit(code)

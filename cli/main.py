@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.checks import NumbersAreValues, unknown_family
@@ -41,7 +42,7 @@ def settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -59,7 +60,7 @@ def _send(emit) -> None:
         emit(client)
     except ValueError as exc:
         client.close(0)
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
     if not client.close(timeout=5):
         console.print(f"[red]not delivered: Redis at {s.redis_url} unreachable ({client.stats()['last_error']})[/red]")

@@ -48,7 +48,7 @@ def optimize(ctx: typer.Context,
     upgrade(engine)
     parent_id = _variant(engine, parent).id if parent else None
     optimizer = optimizer or s.optimizer_for(family)
-    options = {"rules": _rules(rules_file, optimizer)} if rules_file else None
+    options = {"rules": _rules(rules_file, optimizer)} if rules_file is not None else None
     try:
         run_id = start_optimization(engine, s, family=family, model=model, optimizer=optimizer, optimizer_options=options,
                                     budget_calls=budget_calls or s.optimize_budget_calls, budget_minutes=budget_minutes,
@@ -80,7 +80,7 @@ def _rules(path: str, optimizer: str) -> list[str]:
     if optimizer != "rules":
         _fail(f"--rules-file is for the rules optimizer, not {optimizer}: add --optimizer rules")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             rules = [line.strip() for line in f if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"could not read the rules file {path} ({exc.__class__.__name__}); give a UTF-8 text file, one rule a line")

@@ -16,3 +16,13 @@ def get_optimizer(name: str) -> ModuleType:
         return OPTIMIZERS[name]
     except KeyError:
         raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(sorted(OPTIMIZERS))}") from None
+
+
+def prepare_options(name: str, family: str, options: dict | None) -> dict:
+    """The ``optimizer_options`` a new run stores: checked, with defaults a resume must not lose filled in.
+
+    ``ValueError`` (one sentence) when the optimizer cannot run on ``family`` with them, so a run that
+    could not propose anything is never created."""
+    module = get_optimizer(name)
+    options = dict(options or {})
+    return module.prepare(family, options) if hasattr(module, "prepare") else options

@@ -21,7 +21,8 @@ from .demos import demo_fields
 from .promptset import components, guidance_of, with_guidance
 
 NAME = "rules"
-DEFAULTS = {"rules": None, "candidates": 12}
+#: ``candidates`` caps the trials; by default every set is tried (n singles, the winners, all).
+DEFAULTS = {"rules": None, "candidates": None}
 
 #: Generic rules against the failures named above; none of them names a dataset's labels.
 EXTRACTION_RULES = [
@@ -35,15 +36,24 @@ EXTRACTION_RULES = [
 BANKS = {"entity_extraction": EXTRACTION_RULES, "relationship_extraction": EXTRACTION_RULES}
 
 
-def bank(ctx: RunContext) -> list[str]:
-    """The rules this run searches over: ``optimizer_options["rules"]``, else the family's bank."""
-    rules = ctx.options.get("rules") or BANKS.get(ctx.family)
-    if not rules:
-        raise ValueError(f"the rules optimizer has no rules for {ctx.family}: give them as "
-                         f"optimizer_options {{\"rules\": [...]}}")
-    if not all(isinstance(r, str) and r.strip() for r in rules):
-        raise ValueError("optimizer_options rules must be a list of non-empty strings")
+def bank(family: str, options: dict) -> list[str]:
+    """The rules a run searches over: ``options["rules"]``, else the family's bank (runs made before
+    ``prepare`` stored it). Rules are literal text: braces in them reach the model as they are."""
+    rules = options.get("rules")
+    if rules is None:
+        rules = BANKS.get(family)
+        if rules is None:
+            raise ValueError(f"the rules optimizer has no rules for {family}: give them with --rules-file FILE "
+                             f"(one rule a line)")
+    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) and r.strip() for r in rules):
+        raise ValueError("the rules optimizer's rules must be a non-empty list of non-empty strings")
     return [" ".join(r.split()) for r in rules]
+
+
+def prepare(family: str, options: dict) -> dict:
+    """A new run's options with its bank written out, so a resume proposes from the same rules even if
+    the default bank has changed since."""
+    return {**options, "rules": bank(family, options)}
 
 
 def chosen_sets(rules: list[str], history: list[dict]) -> list[tuple[int, ...]]:
@@ -64,15 +74,17 @@ def chosen_sets(rules: list[str], history: list[dict]) -> list[tuple[int, ...]]:
 
 
 def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
-    """Trial ``len(history)``: the parent's guidance plus the trial's rules."""
-    opts = {**DEFAULTS, **ctx.options}
-    rules = bank(ctx)
+    """Trial ``len(history)``: the parent's guidance plus the trial's rules (those not in it already)."""
+    cap = ctx.options.get("candidates") or DEFAULTS["candidates"]
+    rules = bank(ctx.family, ctx.options)
     trial = len(history)
     sets = chosen_sets(rules, history)
-    if trial > opts["candidates"] or trial > len(sets):
+    if (cap is not None and trial > cap) or trial > len(sets):
         return None
     pick = sets[trial - 1]
-    text = " ".join([guidance_of(ctx.family, ctx.parent)] + [rules[k] for k in pick]).strip()
+    guidance = guidance_of(ctx.family, ctx.parent)
+    added = [rules[k] for k in pick if rules[k] not in guidance]
+    text = " ".join([guidance] + added).strip()
     demos = [d for d in (demo_fields(t) for t in components(ctx.family, ctx.parent)["demos"] or []) if d]
     return Proposal(template=with_guidance(ctx.family, ctx.parent, text), demos=demos,
                     config={"kind": "rules", "rules": list(pick), "text": [rules[k] for k in pick]})

@@ -11,7 +11,7 @@ from ..families import get_family
 from ..models import EvalExample
 from ..settings import Settings
 from . import runs
-from .registry import get_optimizer
+from .registry import prepare_options
 from .variants import active_variant
 
 
@@ -49,7 +49,7 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
     optimizer made), by default the active variant.
     """
     get_family(family)
-    get_optimizer(optimizer)
+    optimizer_options = prepare_options(optimizer, family, optimizer_options)
     if model not in settings.models:
         raise ValueError(f"no model configured for {model!r}; PROMPTLOOP_MODELS has {', '.join(settings.models)}")
     if proposer and proposer not in settings.models:
@@ -66,7 +66,7 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
     if train is None or val is None:
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
-               "objective": objective, "optimizer_options": optimizer_options or {}, "proposer": proposer or model,
+               "objective": objective, "optimizer_options": optimizer_options, "proposer": proposer or model,
                "chunk_size": chunk_size, "lm": runs.lm_settings(settings, model)}
     return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])

@@ -45,10 +45,14 @@ def test_the_rules_optimizer_takes_its_bank_from_a_file(cli, tmp_path):
         "rules": ["End the answer with the completion delimiter.", "Extract names only."]}
     assert [t["config"].get("rules") for t in load_trials(engine, 1)] == [None, [0], [1], [0, 1]]
     engine.dispose()
-    for extra, says in (((), "no rules: write one rule a line"),
-                        (("--optimizer", "prune"), "for the rules optimizer, not prune: add --optimizer rules")):
-        rules.write_text("\n" if not extra else "a rule\n")
-        code, out = run(*args, "--optimizer", "rules", "--rules-file", str(rules), *extra)
-        assert code != 0 and says in out and "Traceback" not in out, out
-    code, out = run(*args, "--optimizer", "rules", "--rules-file", str(tmp_path / "missing.txt"))
-    assert code != 0 and "could not read the rules file" in out and "Traceback" not in out, out
+    rules.write_text("\n")
+    code, out = run(*args, "--optimizer", "rules", "--rules-file", str(rules))
+    assert code != 0 and "no rules: write one rule a line" in out and "Traceback" not in out, out
+    code, out = run(*args, "--optimizer", "prune", "--rules-file", str(rules))
+    assert code != 0 and "for the rules optimizer, not prune: add --optimizer rules" in out, out
+    code, out = run(*args, "--optimizer", "rules", "--rules-file", str(tmp_path / "no[/b]pe.txt"))
+    assert code != 0 and "could not read the rules file" in out and "no[/b]pe.txt" in out, out
+    assert "Traceback" not in out, out
+    code, out = run("optimize", "--family", "summarization", "--model", "m", "--optimizer", "rules")
+    assert code != 0 and "no rules for summarization: give them with --rules-file FILE" in out, out
+    assert "Traceback" not in out, out

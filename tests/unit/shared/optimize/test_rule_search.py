@@ -79,7 +79,8 @@ def test_the_search_keeps_the_rules_the_model_follows_to_a_better_score(env):
     assert out["status"] == "done" and out["candidate"], out
     trials = load_trials(engine, run_id)
     assert [t["config"].get("rules") for t in trials] == [None, [0], [1], [2], [1, 2], [0, 1, 2]]
-    assert out["search"]["best_trial"] == 4  # the two rules it follows, without the one that does nothing
+    # Trials 4 (the two rules it follows) and 5 (all three: "Be brief." changes nothing) tie; the earlier wins.
+    assert out["search"]["best_trial"] == 4
     assert out["validation"]["candidate"]["format_compliance"] == 1.0
     assert out["validation"]["candidate"]["hallucination_rate"] == 0.0
     assert out["validation"]["parent"]["format_compliance"] == 0.0
@@ -89,13 +90,48 @@ def test_the_search_keeps_the_rules_the_model_follows_to_a_better_score(env):
     assert guidance_of(FAMILY, template) == " ".join(RULES[1:])
 
 
-def test_a_family_without_a_bank_needs_rules_in_one_sentence(env):
+def test_a_rule_the_parent_already_has_is_not_added_again(env):
     settings, engine = env
     baseline = PromptTemplate.from_json(active_variant(engine, FAMILY, "m").template)
-    ctx = RunContext(engine=engine, settings=settings, run_id=1, family="summarization", model="m", seed=0,
-                     parent=baseline, options={}, train=[])
-    with pytest.raises(ValueError, match="no rules for summarization: give them as optimizer_options"):
-        rule_search.propose(ctx, _history(0.5))
-    ctx.options = {"rules": ["ok", ""]}
-    with pytest.raises(ValueError, match="non-empty strings"):
-        rule_search.propose(ctx, _history(0.5))
+    parent = with_guidance(FAMILY, baseline, RULES[1])
+    ctx = RunContext(engine=engine, settings=settings, run_id=1, family=FAMILY, model="m", seed=0, parent=parent,
+                     options={"rules": RULES}, train=[])
+    assert guidance_of(FAMILY, rule_search.propose(ctx, _history(0.5, 0.5)).template) == RULES[1]
+    assert guidance_of(FAMILY, rule_search.propose(ctx, _history(*[0.5] * 4)).template) == " ".join(
+        [RULES[1], RULES[0], RULES[2]])
+
+
+def test_every_rule_of_a_large_bank_is_tried_unless_candidates_caps_it(env):
+    settings, engine = env
+    baseline = PromptTemplate.from_json(active_variant(engine, FAMILY, "m").template)
+    rules = [f"Rule {k}." for k in range(15)]
+    ctx = RunContext(engine=engine, settings=settings, run_id=1, family=FAMILY, model="m", seed=0, parent=baseline,
+                     options={"rules": rules}, train=[])
+    assert rule_search.propose(ctx, _history(*[0.5] * 15)).config["rules"] == [14]
+    assert rule_search.propose(ctx, _history(*[0.5] * 16)).config["rules"] == list(range(15))
+    ctx.options = {"rules": rules, "candidates": 3}
+    assert rule_search.propose(ctx, _history(*[0.5] * 4)) is None
+
+
+def test_a_run_keeps_the_bank_it_started_with(env, monkeypatch):
+    settings, engine = env
+    run_id = start_optimization(engine, settings, family=FAMILY, model="m", optimizer="rules", dataset="conll04",
+                                n_train=2, n_val=2, budget_calls=100, seed=0)
+    monkeypatch.setitem(rule_search.BANKS, FAMILY, ["A rule written after the run started."])
+    run_optimization(engine, settings, run_id)
+    texts = [t["config"]["text"] for t in load_trials(engine, run_id)[1:]]
+    assert texts[0] == [rule_search.EXTRACTION_RULES[0]] and len(texts) >= len(rule_search.EXTRACTION_RULES)
+
+
+def test_no_run_starts_without_rules_to_search(env):
+    settings, engine = env
+    with pytest.raises(ValueError, match="no rules for summarization: give them with --rules-file FILE"):
+        start_optimization(engine, settings, family="summarization", model="m", optimizer="rules", dataset="scitldr")
+    for bad in ([], "Extract names.", ["ok", " "], 5):
+        with pytest.raises(ValueError, match="must be a non-empty list of non-empty strings"):
+            start_optimization(engine, settings, family=FAMILY, model="m", optimizer="rules", dataset="conll04",
+                               optimizer_options={"rules": bad})
+    from shared.optimize.runs import load_run
+
+    with pytest.raises(LookupError):
+        load_run(engine, 1)  # nothing was created
