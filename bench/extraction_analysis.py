@@ -87,6 +87,8 @@ def errors(rows) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="1.5b")
+    p.add_argument("--variants", default="DSPY_A,baseline",
+                   help="comma-separated variant names; each one's latest batch (its held-out answers) is read")
     args = p.parse_args()
     from llama_cpp import Llama
 
@@ -99,7 +101,7 @@ def main() -> None:
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
     report = {}
-    for name in ("DSPY_A", "baseline"):
+    for name in args.variants.split(","):
         variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
                                           "and name=?", (name,)).fetchone()
         batch = db.execute("select max(batch_id) from evaluation_scores where variant_id=?", (variant_id,)).fetchone()[0]
