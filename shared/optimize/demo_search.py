@@ -2,8 +2,8 @@
 
 Gold CoNLL04 entities and relations become LightRAG tuple rows (``demos.extraction_demo``) and cost no
 LM call; each trial appends a seeded random subset of them to LightRAG's examples and is scored on
-the search set. Trial ``i`` depends only on the seed and ``i``, so a resumed run proposes the same
-candidates.
+the search set. Demos the kept parent already shows are not drawn again. Trial ``i`` depends only on
+the seed, ``i`` and the parent, so a resumed run proposes the same candidates.
 """
 
 from __future__ import annotations
@@ -54,10 +54,13 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     if not pool:
         raise ValueError(f"no labelled {ctx.family} examples in dataset {opts['demo_dataset']!r} split "
                          f"{opts['demo_split']!r}: run `promptloop datasets import` first")
+    base = (components(ctx.family, ctx.parent)["demos"] or []) if opts["parent_demos"] == "keep" else []
+    pool = [entry for entry in pool if not any(f"\n{entry[1]}\n" in demo for demo in base)]  # none shown twice
+    if not pool:
+        return None  # the parent already shows every labelled example
     rng = random.Random(f"{ctx.seed}:{trial}")
     k = min(rng.choice(opts["demo_counts"]), len(pool))
     picks = rng.sample(pool, k)
-    base = (components(ctx.family, ctx.parent)["demos"] or []) if opts["parent_demos"] == "keep" else []
     template = rebuild(ctx.family, ctx.parent, demos=base + [extraction_demo(text, ref) for _, text, ref in picks])
     demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref))} for _, text, ref in picks]
     return Proposal(template=template, config={"kind": "demos", "demo_ids": [i for i, _, _ in picks]}, demos=demos)

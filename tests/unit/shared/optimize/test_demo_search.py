@@ -56,3 +56,15 @@ def test_a_run_with_dropped_parent_demos_registers_a_candidate_without_them(env)
     demos = components("entity_extraction", template)["demos"]
     assert demos and all("<Input Text>" in d for d in demos)
     assert not set(demos) & set(components("entity_extraction", context(settings, engine).parent)["demos"])
+
+
+def test_demos_the_parent_already_shows_are_not_drawn_again(env):
+    settings, engine = env
+    first = demo_search.propose(context(settings, engine, demo_counts=[2]), history=[{}])
+    shown = context(settings, engine, demo_counts=[2])
+    shown = RunContext(**{**shown.__dict__, "parent": first.template})
+    again = demo_search.propose(shown, history=[{}])  # same seed and trial: the same draw, minus the shown ones
+    assert again is not None
+    assert not set(again.config["demo_ids"]) & set(first.config["demo_ids"])
+    demos = components("entity_extraction", again.template)["demos"]
+    assert len(demos) == len(set(demos))
