@@ -29,9 +29,9 @@ RAG_RESPONSE_KEYS = ("rag_response",)
 def extraction_values(prompts: Mapping = PROMPTS) -> dict:
     """The values ``lightrag.operate`` fills into the extraction prompts besides the input text."""
     return dict(
-        tuple_delimiter=PROMPTS["DEFAULT_TUPLE_DELIMITER"],
-        completion_delimiter=PROMPTS["DEFAULT_COMPLETION_DELIMITER"],
-        entity_types_guidance=PROMPTS["default_entity_types_guidance"].rstrip(),
+        tuple_delimiter=prompts["DEFAULT_TUPLE_DELIMITER"],
+        completion_delimiter=prompts["DEFAULT_COMPLETION_DELIMITER"],
+        entity_types_guidance=prompts["default_entity_types_guidance"].rstrip(),
         language=LANGUAGE,
     )
 

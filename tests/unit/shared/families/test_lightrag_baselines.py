@@ -97,3 +97,12 @@ def test_production_prompts_give_back_the_family_inputs(captured):
     system, user = next((s, p) for s, p in captured if s and "knowledge base" in s)
     fields = get_family("answer_generation").inputs(f"{system}\n\n{user}")
     assert fields["query"] == QUESTION and "Marie Curie" in fields["context_data"]
+
+
+def test_extraction_renders_the_guidance_of_the_prompts_it_is_given():
+    from shared.families import lightrag_baselines as lb
+
+    guidance = "- Person: a named human.\n- Other: anything else."
+    template = lb.extraction({**PROMPTS, "default_entity_types_guidance": guidance})
+    system = template.render(input_text=TEXT)[0]["content"]
+    assert guidance in system and PROMPTS["default_entity_types_guidance"].strip() not in system
