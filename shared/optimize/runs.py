@@ -41,15 +41,19 @@ def lm_settings(settings, model: str) -> dict:
 
 
 def lm_mismatch(settings, run: OptimizationRun) -> str | None:
-    """Why this process may not score ``run`` (its LM is not the one the run recorded), or None."""
-    recorded = json.loads(run.settings or "{}").get("lm")
-    here = lm_settings(settings, run.model)
-    if recorded is None or recorded == here:  # runs made before runs recorded their LM are not checked
-        return None
-    has = here["model"] or f"no model {run.model!r}"
-    return (f"run {run.id} scores with {recorded['model']} ({recorded['max_tokens']} max tokens) but this worker "
-            f"has {has} ({here['max_tokens']}): give the workers the same PROMPTLOOP_MODELS and "
-            f"PROMPTLOOP_LM_MAX_TOKENS, or start a new run")
+    """Why this process may not go on with ``run`` (its target or proposer LM is not the one the run
+    recorded), or None."""
+    made = json.loads(run.settings or "{}")
+    proposer = made.get("proposer") or run.model
+    for key, model, role in (("lm", run.model, "scores"), ("proposer_lm", proposer, "proposes")):
+        recorded, here = made.get(key), lm_settings(settings, model)
+        if recorded is None or recorded == here:  # runs made before runs recorded their LMs are not checked
+            continue
+        has = here["model"] or f"no model {model!r}"
+        return (f"run {run.id} {role} with {recorded['model']} ({recorded['max_tokens']} max tokens) but this "
+                f"worker has {has} ({here['max_tokens']}): give the workers the same PROMPTLOOP_MODELS and "
+                f"PROMPTLOOP_LM_MAX_TOKENS, or start a new run")
+    return None
 
 
 def create_run(engine: Engine, *, job_id: str | None = None, family: str, model: str, optimizer: str, seed: int, parent_id: int,

@@ -67,7 +67,8 @@ def start_optimization(engine: Engine, settings: Settings, *, family: str, model
         train, val = pick_examples(engine, family, model, dataset, n_train, n_val, seed)
     options = {"budget_calls": budget_calls, "budget_minutes": budget_minutes, "dataset": dataset,
                "objective": objective, "optimizer_options": optimizer_options, "proposer": proposer or model,
-               "chunk_size": chunk_size, "lm": runs.lm_settings(settings, model)}
+               "chunk_size": chunk_size, "lm": runs.lm_settings(settings, model),
+               "proposer_lm": runs.lm_settings(settings, proposer or model)}
     return runs.create_run(engine, job_id=job_id, family=family, model=model, optimizer=optimizer, seed=seed, parent_id=parent.id,
                            settings=options, train=[[r.source, r.id] for r in train], val=[[r.source, r.id] for r in val])
 

@@ -94,6 +94,15 @@ def test_a_worker_with_another_lm_does_not_score_the_run(env):
     assert load_run(engine, run_id).lm_calls == 0 and load_trials(engine, run_id) == []
 
 
+def test_a_worker_with_another_proposer_lm_does_not_go_on_with_the_run(env):
+    settings, engine = env
+    run_id = start(settings, engine, proposer="reflector")
+    other = settings.model_copy(update={"models": {**settings.models, "reflector": "scripted/follow"}})
+    out = run_optimization(engine, other, run_id)
+    assert out["status"] == "failed" and "proposes with scripted/reflect" in out["reason"], out
+    assert load_run(engine, run_id).lm_calls == 0 and load_trials(engine, run_id) == []
+
+
 def test_a_held_lease_keeps_a_second_copy_out(env):
     settings, engine = env
     run_id = start(settings, engine)
