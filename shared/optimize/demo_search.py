@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..models import EvalExample
 from .base import Proposal, RunContext
-from .demos import extraction_demo, extraction_rows
+from .demos import demo_fields, extraction_demo, extraction_rows
 from .promptset import LIGHTRAG_PARTS, components, rebuild
 
 NAME = "demos"
@@ -41,7 +41,8 @@ def demo_pool(ctx: RunContext) -> list[tuple[int, str, dict]]:
 
 
 def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
-    """Trial ``len(history)``: a seeded subset of demos appended to the parent's examples."""
+    """Trial ``len(history)``: a seeded subset of demos appended to the parent's examples; None once the
+    candidates are used up."""
     if ctx.family not in SUPPORTED or ctx.family not in LIGHTRAG_PARTS:
         raise ValueError(f"the demos optimizer needs gold extraction labels; it supports {', '.join(SUPPORTED)}")
     opts = {**DEFAULTS, **ctx.options}
@@ -55,9 +56,12 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
         raise ValueError(f"no labelled {ctx.family} examples in dataset {opts['demo_dataset']!r} split "
                          f"{opts['demo_split']!r}: run `promptloop datasets import` first")
     base = (components(ctx.family, ctx.parent)["demos"] or []) if opts["parent_demos"] == "keep" else []
-    pool = [entry for entry in pool if not any(f"\n{entry[1]}\n" in demo for demo in base)]  # none shown twice
+    shown = {fields["input_text"] for demo in base if (fields := demo_fields(demo))}
+    pool = [entry for entry in pool if entry[1] not in shown]  # a sentence is never shown twice
     if not pool:
-        return None  # the parent already shows every labelled example
+        raise ValueError(f"the parent already shows every labelled {ctx.family} example in dataset "
+                         f"{opts['demo_dataset']!r} split {opts['demo_split']!r}: use parent_demos 'drop' or "
+                         "another demo_split")
     rng = random.Random(f"{ctx.seed}:{trial}")
     k = min(rng.choice(opts["demo_counts"]), len(pool))
     picks = rng.sample(pool, k)

@@ -108,8 +108,8 @@ def _optimize(engine, settings, run, token, ttl_s, runner, beat, progress) -> di
 
 
 def _propose_loop(optimizer, ctx: RunContext, tools: SearchTools, parent: PromptTemplate, history: list) -> str:
-    """Propose-style optimizers (demo search): trial ``i`` depends only on the seed and the history, so a
-    resumed run goes on at the first trial that was not checkpointed."""
+    """Propose-style optimizers (demo search): trial ``i`` depends only on the seed, the parent and the
+    history, so a resumed run goes on at the first trial that was not checkpointed."""
     tools.full_evaluations = len(history)
     while True:
         trial = len(history)

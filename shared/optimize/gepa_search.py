@@ -21,6 +21,8 @@ from .scoring import example_objective
 from .tools import Cancelled, SearchTools, StopSearch
 
 NAME = "gepa"
+#: It asks the run's proposer model (``tools.complete``), so a resume checks that model too.
+USES_PROPOSER = True
 DEFAULTS = {"reflection_minibatch_size": 3, "candidate_selection": "pareto"}
 COMPONENT = "guidance"
 log = logging.getLogger(__name__)

@@ -33,6 +33,8 @@ from .scoring import objective
 from .tools import SearchTools
 
 NAME = "mipro"
+#: It asks the run's proposer model (``tools.complete``), so a resume checks that model too.
+USES_PROPOSER = True
 #: num_instructions and num_demo_sets count candidate 0 (the seed, no added demos), as MIPROv2's do.
 #: TPE samples at random for its first ``startup_trials`` trials; Optuna's default of 10 would make a
 #: 10-trial run a random search.

@@ -41,11 +41,15 @@ def lm_settings(settings, model: str) -> dict:
 
 
 def lm_mismatch(settings, run: OptimizationRun) -> str | None:
-    """Why this process may not go on with ``run`` (its target or proposer LM is not the one the run
-    recorded), or None."""
+    """Why this process may not go on with ``run`` (its target LM, or the proposer LM of an optimizer
+    that asks one, is not the one the run recorded), or None."""
+    from .registry import OPTIMIZERS  # the optimizers import this module
+
     made = json.loads(run.settings or "{}")
-    proposer = made.get("proposer") or run.model
-    for key, model, role in (("lm", run.model, "scores"), ("proposer_lm", proposer, "proposes")):
+    checks = [("lm", run.model, "scores")]
+    if getattr(OPTIMIZERS.get(run.optimizer), "USES_PROPOSER", False):  # demos, prune, rules never ask it
+        checks.append(("proposer_lm", made.get("proposer") or run.model, "proposes"))
+    for key, model, role in checks:
         recorded, here = made.get(key), lm_settings(settings, model)
         if recorded is None or recorded == here:  # runs made before runs recorded their LMs are not checked
             continue

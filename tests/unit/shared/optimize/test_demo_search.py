@@ -63,8 +63,17 @@ def test_demos_the_parent_already_shows_are_not_drawn_again(env):
     first = demo_search.propose(context(settings, engine, demo_counts=[2]), history=[{}])
     shown = context(settings, engine, demo_counts=[2])
     shown = RunContext(**{**shown.__dict__, "parent": first.template})
-    again = demo_search.propose(shown, history=[{}])  # same seed and trial: the same draw, minus the shown ones
+    again = demo_search.propose(shown, history=[{}])  # same seed and trial, drawn from the pool less the shown ones
     assert again is not None
     assert not set(again.config["demo_ids"]) & set(first.config["demo_ids"])
     demos = components("entity_extraction", again.template)["demos"]
     assert len(demos) == len(set(demos))
+
+
+def test_a_parent_that_shows_every_labelled_example_is_one_clear_error(env):
+    settings, engine = env
+    everything = demo_search.propose(context(settings, engine, demo_counts=[10_000]), history=[{}])
+    shown = context(settings, engine)
+    shown = RunContext(**{**shown.__dict__, "parent": everything.template})
+    with pytest.raises(ValueError, match="the parent already shows every labelled entity_extraction example"):
+        demo_search.propose(shown, history=[{}])

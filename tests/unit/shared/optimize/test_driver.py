@@ -4,9 +4,9 @@ import json
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from shared.models import OptimizationTrial, PromptVariant
+from shared.models import OptimizationRun, OptimizationTrial, PromptVariant
 from shared.optimize import registry
 from shared.optimize.base import Proposal
 from shared.optimize.driver import run_optimization
@@ -94,13 +94,25 @@ def test_a_worker_with_another_lm_does_not_score_the_run(env):
     assert load_run(engine, run_id).lm_calls == 0 and load_trials(engine, run_id) == []
 
 
-def test_a_worker_with_another_proposer_lm_does_not_go_on_with_the_run(env):
+def test_a_worker_with_another_proposer_lm_does_not_go_on_with_a_run_that_asks_it(env):
     settings, engine = env
-    run_id = start(settings, engine, proposer="reflector")
     other = settings.model_copy(update={"models": {**settings.models, "reflector": "scripted/follow"}})
-    out = run_optimization(engine, other, run_id)
+    gepa = start(settings, engine, optimizer="gepa", optimizer_options={}, proposer="reflector")
+    out = run_optimization(engine, other, gepa)
     assert out["status"] == "failed" and "proposes with scripted/reflect" in out["reason"], out
-    assert load_run(engine, run_id).lm_calls == 0 and load_trials(engine, run_id) == []
+    assert load_run(engine, gepa).lm_calls == 0 and load_trials(engine, gepa) == []
+    demos = start(settings, engine, proposer="reflector")  # demo search never asks the proposer
+    assert run_optimization(engine, other, demos)["status"] == "done"
+
+
+def test_a_run_recorded_before_runs_recorded_their_lms_still_runs(env):
+    settings, engine = env
+    run_id = start(settings, engine, optimizer="gepa", optimizer_options={}, proposer="reflector")
+    with engine.begin() as conn:
+        made = json.loads(conn.execute(select(OptimizationRun.settings).where(OptimizationRun.id == run_id)).scalar_one())
+        del made["lm"], made["proposer_lm"]
+        conn.execute(update(OptimizationRun).where(OptimizationRun.id == run_id).values(settings=json.dumps(made)))
+    assert run_optimization(engine, settings, run_id)["status"] == "done"
 
 
 def test_a_held_lease_keeps_a_second_copy_out(env):
