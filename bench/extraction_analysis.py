@@ -88,7 +88,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="1.5b")
     p.add_argument("--variants", default="DSPY_A,baseline",
-                   help="comma-separated variant names; each one's latest batch (its held-out answers) is read")
+                   help="comma-separated variant names; each one's latest held-out answers are read")
+    p.add_argument("--test", type=int, default=50, help="held-out sentences (bench/optimize_extraction.py --test)")
     args = p.parse_args()
     from llama_cpp import Llama
 
@@ -97,6 +98,8 @@ def main() -> None:
     from shared.localmodels import model_path
     from shared.settings import get_settings
 
+    from extraction_paired import held_out_batch, test_ids
+
     db = sqlite3.connect(RESULTS / f"optimize_extraction.{args.model}.sqlite")
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
@@ -104,7 +107,9 @@ def main() -> None:
     for name in args.variants.split(","):
         variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
                                           "and name=?", (name,)).fetchone()
-        batch = db.execute("select max(batch_id) from evaluation_scores where variant_id=?", (variant_id,)).fetchone()[0]
+        batch = held_out_batch(db, variant_id, test_ids(db, args.test))
+        if batch is None:
+            sys.exit(f"{name!r} has not been scored on the {args.test} held-out sentences")
         rows = db.execute("select s.output, s.metrics, e.input, e.reference from evaluation_scores s join eval_examples e "
                           "on e.id = s.example_id where s.variant_id=? and s.batch_id=?", (variant_id, batch)).fetchall()
         prompt = PromptTemplate.from_json(template)

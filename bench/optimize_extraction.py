@@ -59,6 +59,8 @@ def parse_args():
     p.add_argument("--parent-demos", choices=("keep", "drop"),
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
     p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
+    p.add_argument("--drop-shares", help="prune: shares of the instruction's rules a candidate drops, e.g. "
+                                         "0.5,0.65,0.8 (default: the optimizer's)")
     p.add_argument("--length-weight", type=float, default=0.0,
                    help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
@@ -192,7 +194,15 @@ def main() -> None:
         int(n) for n in args.demo_counts.split(",")])) if v is not None}
     if demo_options and args.optimizer != "demos":
         sys.exit("--parent-demos and --demo-counts are options of the demos optimizer")
-    options = {"candidates": args.candidates} | demo_options
+    if args.drop_shares and args.optimizer != "prune":
+        sys.exit("--drop-shares is an option of the prune optimizer")
+    try:
+        prune_options = {"drop_shares": [float(x) for x in args.drop_shares.split(",")]} if args.drop_shares else {}
+        if not all(0 < x <= 1 for x in prune_options.get("drop_shares", [])):
+            raise ValueError
+    except ValueError:
+        sys.exit(f"--drop-shares takes numbers between 0 and 1 separated by commas, not {args.drop_shares!r}")
+    options = {"candidates": args.candidates} | demo_options | prune_options
     try:
         parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id if args.parent else None
         extras = [find_variant(engine, f"{FAMILY}/{args.model}/{name}") for name in args.compare]
