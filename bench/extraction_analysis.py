@@ -100,7 +100,10 @@ def main() -> None:
 
     from extraction_paired import held_out_batch, test_ids
 
-    db = sqlite3.connect(RESULTS / f"optimize_extraction.{args.model}.sqlite")
+    path = RESULTS / f"optimize_extraction.{args.model}.sqlite"
+    if not path.exists():
+        sys.exit(f"{path} does not exist: run bench/optimize_extraction.py first")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
     report = {}

@@ -4,7 +4,9 @@
 table gives means. This reads each variant's latest held-out answers from the bench's SQLite file and,
 for each metric, gives the mean per-sentence difference against a reference prompt, a 95% interval
 from 10,000 seeded paired bootstrap resamples of the sentences, and on how many sentences the variant
-scored higher or lower. An interval that holds 0 means the 50 sentences cannot tell the two apart.
+scored higher or lower with an exact sign test over those. An interval that holds 0 means the 50
+sentences cannot tell the two apart; one that only just leaves 0 is weak evidence, more so across many
+comparisons.
 No LM call is made.
 
     .venv/bin/python bench/extraction_paired.py --against DSPY_A --variants DSPY_B,DSPY_D,DSPY_E,baseline
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sqlite3
 import sys
@@ -34,8 +37,8 @@ def held_out_batch(db: sqlite3.Connection, variant_id: int, ids: list[int]) -> i
     """The variant's latest batch over exactly the held-out sentences (a variant is also scored on
     search and validation sets; those batches are skipped), or None."""
     batches: dict[int, set[int]] = {}
-    for batch, example in db.execute("select batch_id, example_id from evaluation_scores where variant_id=?",
-                                     (variant_id,)):
+    for batch, example in db.execute("select batch_id, example_id from evaluation_scores where variant_id=? "
+                                     "and example_source='dataset'", (variant_id,)):
         batches.setdefault(batch, set()).add(example)
     return next((b for b in sorted(batches, reverse=True) if batches[b] == set(ids)), None)
 
@@ -53,15 +56,28 @@ def held_out(db: sqlite3.Connection, name: str, ids: list[int]) -> dict[int, dic
     return {example: json.loads(metrics or "{}") for example, metrics in rows}
 
 
+def sign_test(higher: int, lower: int) -> float:
+    """Two-sided exact sign test p-value of ``higher`` against ``lower`` (ties left out)."""
+    n = higher + lower
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(higher, lower) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
 def compare(ours: dict[int, dict], theirs: dict[int, dict], metric: str, resamples: int, seed: int) -> dict:
-    """Mean difference (ours - theirs) over the shared sentences, its bootstrap 95% interval, wins/losses."""
-    shared = sorted(set(ours) & set(theirs))
+    """Mean difference (ours - theirs) over the sentences, its bootstrap 95% interval, wins/losses and
+    their sign test."""
+    if set(ours) != set(theirs):
+        raise SystemExit("the two prompts were scored on different sentences: nothing to pair")
+    shared = sorted(ours)
     diffs = [ours[i].get(metric, 0.0) - theirs[i].get(metric, 0.0) for i in shared]
     rng = random.Random(seed)
     means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(resamples))
     return {"sentences": len(shared), "mean_difference": sum(diffs) / len(diffs),
             "interval_95": [means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]],
-            "higher": sum(d > 0 for d in diffs), "lower": sum(d < 0 for d in diffs)}
+            "higher": (higher := sum(d > 0 for d in diffs)), "lower": (lower := sum(d < 0 for d in diffs)),
+            "sign_test_p": sign_test(higher, lower)}
 
 
 def main() -> None:
@@ -73,22 +89,26 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test", type=int, default=50, help="held-out sentences (bench/optimize_extraction.py --test)")
     args = p.parse_args()
+    if args.resamples < 1 or args.test < 1:
+        p.error("--resamples and --test must be at least 1")
     path = RESULTS / f"optimize_extraction.{args.model}.sqlite"
     if not path.exists():
         sys.exit(f"{path} does not exist: run bench/optimize_extraction.py first")
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # a run may be writing to it
     ids = test_ids(db, args.test)
     reference = held_out(db, args.against, ids)
     report = {"against": args.against, "resamples": args.resamples, "seed": args.seed, "variants": {}}
     lines = [f"# Held-out differences against {args.against} (paired bootstrap, {args.resamples} resamples)", "",
-             "| variant | metric | mean difference | 95% interval | sentences higher / lower |", "|---|---|---|---|---|"]
+             "(for hallucination_rate, higher is worse)", "",
+             "| variant | metric | mean difference | 95% interval | sentences higher / lower | sign test p |",
+             "|---|---|---|---|---|---|"]
     for name in args.variants.split(","):
         scores = held_out(db, name, ids)
         report["variants"][name] = {m: compare(scores, reference, m, args.resamples, args.seed) for m in METRICS}
         for m, r in report["variants"][name].items():
             lo, hi = r["interval_95"]
             lines.append(f"| {name} | {m} | {r['mean_difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
-                         f"{r['higher']} / {r['lower']} (of {r['sentences']}) |")
+                         f"{r['higher']} / {r['lower']} (of {r['sentences']}) | {r['sign_test_p']:.3f} |")
     out = f"optimize_extraction.{args.model}.paired"
     (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=1))
     (RESULTS / f"{out}.md").write_text("\n".join(lines) + "\n")

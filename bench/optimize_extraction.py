@@ -201,7 +201,7 @@ def main() -> None:
         if not all(0 < x <= 1 for x in prune_options.get("drop_shares", [])):
             raise ValueError
     except ValueError:
-        sys.exit(f"--drop-shares takes numbers between 0 and 1 separated by commas, not {args.drop_shares!r}")
+        sys.exit(f"--drop-shares takes numbers above 0 and at most 1 separated by commas, not {args.drop_shares!r}")
     options = {"candidates": args.candidates} | demo_options | prune_options
     try:
         parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id if args.parent else None
