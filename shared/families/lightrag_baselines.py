@@ -4,7 +4,8 @@ The fixed parts (delimiters, entity-type guidance, examples, language, record li
 way ``lightrag.operate`` does; only each family's inputs stay open as fields. Each function takes a
 ``prompts`` mapping shaped like ``lightrag.prompt.PROMPTS`` (default: LightRAG's own), so an
 optimized set of PROMPTS values renders exactly as a stock LightRAG would render it after
-``PROMPTS.update(...)``.
+``PROMPTS.update(...)`` made before the ``LightRAG`` is built (it reads the extraction guidance and
+examples when it is constructed).
 """
 
 from __future__ import annotations
