@@ -106,11 +106,12 @@ def main() -> None:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
+    ids = test_ids(db, args.test)
     report = {}
     for name in args.variants.split(","):
         variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
                                           "and name=?", (name,)).fetchone()
-        batch = held_out_batch(db, variant_id, test_ids(db, args.test))
+        batch = held_out_batch(db, variant_id, ids)
         if batch is None:
             sys.exit(f"{name!r} has not been scored on the {args.test} held-out sentences")
         rows = db.execute("select s.output, s.metrics, e.input, e.reference from evaluation_scores s join eval_examples e "
