@@ -11,7 +11,10 @@ prompt a model instance of its own that keeps the KV cache of its previous call,
 that serves one prompt (llama.cpp's prefix reuse, Ollama's per-slot cache): the system prompt and
 the examples are then evaluated once, and a call pays for the input text and the answer.
 
-    .venv/bin/python bench/extraction_seconds.py --sentences 4 --threads 1 [--warm] [--variant DSPY_B]
+With several ``--variant`` the prompts take turns in a rotating order (A B C, B C A, ...), so each
+is first as often as the others, and each gets its ratio against the default.
+
+    .venv/bin/python bench/extraction_seconds.py --sentences 4 --threads 1 [--warm] [--variant DSPY_B ...]
 """
 
 from __future__ import annotations
@@ -34,10 +37,14 @@ def main() -> None:
     p.add_argument("--sentences", type=int, default=4, help="dev sentences, each answered once per prompt")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--max-tokens", type=int, default=512)
-    p.add_argument("--variant", default="DSPY_A", help="the optimized variant's name in the bench's SQLite file")
+    p.add_argument("--variant", action="append", help="an optimized variant's name in the bench's SQLite file "
+                   "(repeatable; default DSPY_A)")
     p.add_argument("--warm", action="store_true", help="one model per prompt, each keeping its previous call's "
                    "KV cache (a warm server) instead of a cold prompt each call")
     args = p.parse_args()
+    variants = list(dict.fromkeys(args.variant or ["DSPY_A"]))
+    if "default" in variants or "baseline" in variants:
+        sys.exit("--variant names an optimized variant; the default is always measured")
 
     from llama_cpp import Llama
     from sqlalchemy import create_engine, select
@@ -52,29 +59,33 @@ def main() -> None:
     family = get_family("entity_extraction")
     with engine.connect() as conn:
         rows = dict(conn.execute(select(PromptVariant.name, PromptVariant.template).where(
-            PromptVariant.family == "entity_extraction", PromptVariant.name.in_(["baseline", args.variant]))).all())
+            PromptVariant.family == "entity_extraction", PromptVariant.name.in_(["baseline", *variants]))).all())
         texts = conn.execute(select(EvalExample.input).where(EvalExample.family == "entity_extraction",
                                                              EvalExample.split == "dev")
                              .order_by(EvalExample.id.desc()).limit(args.sentences + 1)).scalars().all()
     texts, spare = texts[:args.sentences], texts[-1]  # the spare one (one more, when there is) warms the caches
-    optimized = PromptTemplate.from_json(rows[args.variant])
-    default = PromptTemplate.from_json(rows["baseline"])
+    missing = [name for name in variants if name not in rows]
+    if missing:
+        sys.exit(f"no entity_extraction variant named {', '.join(missing)} in the bench's SQLite file: "
+                 f"run bench/optimize_extraction.py first")
+    prompts = [(name, PromptTemplate.from_json(rows[name])) for name in variants]
+    prompts.append(("default", PromptTemplate.from_json(rows["baseline"])))
 
     def load():
         return Llama(model_path=str(model_path(get_settings().models_dir, args.model)), n_ctx=4096,
                      n_threads=args.threads, verbose=False)
 
     shared_llama = None if args.warm else load()
-    llamas = {name: load() if args.warm else shared_llama for name in (args.variant, "default")}
+    llamas = {name: load() if args.warm else shared_llama for name, _ in prompts}
     if args.warm:  # one untimed call each fills the cache with its prompt's fixed part
-        for name, template in ((args.variant, optimized), ("default", default)):
+        for name, template in prompts:
             llamas[name].create_chat_completion(messages=template.render(**family.inputs(spare)),
                                                 temperature=0.0, max_tokens=1)
-    measured: dict[str, list[tuple[float, int, int]]] = {args.variant: [], "default": []}
+    measured: dict[str, list[tuple[float, int, int]]] = {name: [] for name, _ in prompts}
     for i, text in enumerate(texts):
         fields = family.inputs(text)
-        order = [(args.variant, optimized), ("default", default)]
-        for name, template in (order if i % 2 == 0 else order[::-1]):
+        turn = i % len(prompts)
+        for name, template in prompts[turn:] + prompts[:turn]:
             llama = llamas[name]
             if not args.warm:
                 llama.reset()  # no prefix reuse from the other prompt's call
@@ -89,12 +100,14 @@ def main() -> None:
     summary = {name: {"seconds_per_call": statistics.mean(s for s, _, _ in rows_),
                       "prompt_tokens": statistics.mean(p for _, p, _ in rows_),
                       "output_tokens": statistics.mean(o for _, _, o in rows_)} for name, rows_ in measured.items()}
-    ratios = {k: summary[args.variant][k] / summary["default"][k] for k in summary["default"]}
-    report = {"variant": args.variant, "warm": args.warm, "sentences": len(texts), "threads": args.threads,
+    ratios = {name: {k: summary[name][k] / summary["default"][k] for k in summary["default"]}
+              for name in variants}
+    report = {"variants": variants, "warm": args.warm, "sentences": len(texts), "threads": args.threads,
               "max_tokens": args.max_tokens, "summary": summary, "ratio_optimized_over_default": ratios,
               "calls": measured}
     suffix = ".warm" if args.warm else ""
-    (RESULTS / f"extraction_seconds.{args.model}.{args.variant}{suffix}.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / f"extraction_seconds.{args.model}.{'+'.join(variants)}{suffix}.json").write_text(
+        json.dumps(report, indent=1))
     print(json.dumps({"summary": summary, "ratio_optimized_over_default": ratios}, indent=1))
 
 

@@ -251,6 +251,7 @@ def main() -> None:
     outcome = run_optimization(engine, settings, run_id, ttl_s=600, progress=progress)
     print(f"optimization: {outcome['status']}: {outcome['reason']}", flush=True)
     run = load_run(engine, run_id)
+    baseline = baseline or active_variant(engine, FAMILY, args.model)  # a new database gets it from the run
     if run.status != "done":  # held by another copy, stopped, failed: nothing to compare yet
         sys.exit(f"run {run_id} is {run.status}, not done: the test set is scored once it is")
     compared = []
