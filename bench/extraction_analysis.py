@@ -1,8 +1,8 @@
 """Where the extraction comparison's numbers come from beyond its table: prompt tokens per call,
 what the format failures were, and what the entity and relation errors are (missed gold, and what
-the extra ones are: ungrounded, a pronoun, a lowercase phrase, a boundary error on a gold name), for
-the optimized prompt and LightRAG's default, read from the SQLite file ``bench/optimize_extraction.py``
-wrote (its held-out scores and outputs).
+the extra ones are: ungrounded, a pronoun, a lowercase phrase, a boundary error on a gold name) and
+how many words the rows' descriptions have, for the optimized prompt and LightRAG's default, read
+from the SQLite file ``bench/optimize_extraction.py`` wrote (its held-out scores and outputs).
 
     .venv/bin/python bench/extraction_analysis.py    # -> bench/results/optimize_extraction.1.5b.analysis.json
 """
@@ -53,6 +53,23 @@ def _pair(head: str, tail: str) -> tuple[str, str]:
     from shared.metrics import normalize_name
 
     return tuple(sorted((normalize_name(head), normalize_name(tail))))
+
+
+def description_words(outputs) -> dict:
+    """Mean words in the description field of entity and relation rows: what LightRAG stores in its
+    graph about each. No metric scores descriptions, so a prompt that shortens answers by shortening
+    them is visible here."""
+    from shared.metrics.lightrag_format import TUPLE_DELIMITER
+
+    words = {"entity": [], "relation": []}
+    for output in outputs:
+        for line in (output or "").splitlines():
+            fields = [f.strip() for f in line.split(TUPLE_DELIMITER)]
+            if fields[0] == "entity" and len(fields) == 4:
+                words["entity"].append(len(fields[3].split()))
+            elif fields[0] == "relation" and len(fields) == 5:
+                words["relation"].append(len(fields[4].split()))
+    return {kind: round(sum(w) / len(w), 2) if w else None for kind, w in words.items()}
 
 
 def errors(rows) -> dict:
@@ -123,6 +140,7 @@ def main() -> None:
                                        if json.loads(metrics or "{}").get("format_compliance", 1) < 1)
         report[name] = {"held_out": len(rows), "prompt_tokens_per_call": sum(tokens) / len(tokens),
                         "format_failures": dict(failures),
+                        "description_words_per_row": description_words(out for out, _, _, _ in rows),
                         "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
                                           for out, _, text, ref in rows])}
     out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"

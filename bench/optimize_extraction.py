@@ -61,6 +61,8 @@ def parse_args():
     p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
     p.add_argument("--drop-shares", help="prune: shares of the instruction's rules a candidate drops, e.g. "
                                          "0.5,0.65,0.8 (default: the optimizer's)")
+    p.add_argument("--rules-file", type=Path, help="rules: the bank to search, a text file with one rule a line "
+                   "(default: the optimizer's EXTRACTION_RULES)")
     p.add_argument("--length-weight", type=float, default=0.0,
                    help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
@@ -202,7 +204,16 @@ def main() -> None:
             raise ValueError
     except ValueError:
         sys.exit(f"--drop-shares takes numbers above 0 and at most 1 separated by commas, not {args.drop_shares!r}")
-    options = {"candidates": args.candidates} | demo_options | prune_options
+    rule_options = {}
+    if args.rules_file:
+        if args.optimizer != "rules":
+            sys.exit("--rules-file is an option of the rules optimizer")
+        try:
+            rule_options = {"rules": [line.strip() for line in args.rules_file.read_text(encoding="utf-8").splitlines()
+                                      if line.strip()]}
+        except (OSError, UnicodeDecodeError) as exc:
+            sys.exit(f"could not read {args.rules_file} ({exc.__class__.__name__}): give a UTF-8 file, one rule a line")
+    options = {"candidates": args.candidates} | demo_options | prune_options | rule_options
     try:
         parent_id = find_variant(engine, f"{FAMILY}/{args.model}/{args.parent}").id if args.parent else None
         extras = [find_variant(engine, f"{FAMILY}/{args.model}/{name}") for name in args.compare]
