@@ -72,6 +72,27 @@ def description_words(outputs) -> dict:
     return {kind: round(sum(w) / len(w), 2) if w else None for kind, w in words.items()}
 
 
+def grounding(rows) -> dict:
+    """``description_grounding`` over every entity LightRAG stores from (output, input text) rows, with a
+    few of the descriptions that say nothing the text says."""
+    from shared.metrics import description_grounding
+    from shared.metrics.lightrag_format import parse_extraction
+
+    said = total = 0
+    empty = []
+    for output, text in rows:
+        parsed = parse_extraction(output or "")
+        for name, etype in parsed.entities:
+            row = [(name, etype, parsed.descriptions.get(name, ""))]
+            total += 1
+            if description_grounding(row, text):
+                said += 1
+            elif len(empty) < 6:
+                empty.append(row[0][2])
+    return {"entities": total, "share_saying_something_from_the_text": round(said / total, 3) if total else None,
+            "examples_saying_nothing": empty}
+
+
 def errors(rows) -> dict:
     """Entity and relation errors over (output, reference, input text) rows: counts and a few examples."""
     from shared.metrics import normalize_name
@@ -141,6 +162,8 @@ def main() -> None:
         report[name] = {"held_out": len(rows), "prompt_tokens_per_call": sum(tokens) / len(tokens),
                         "format_failures": dict(failures),
                         "description_words_per_row": description_words(out for out, _, _, _ in rows),
+                        "description_grounding": grounding([(out, json.loads(text)["input_text"])
+                                                            for out, _, text, _ in rows]),
                         "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
                                           for out, _, text, ref in rows])}
     out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"

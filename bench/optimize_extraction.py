@@ -37,7 +37,8 @@ RESULTS = ROOT / "bench" / "results"
 FAMILY = "entity_extraction"
 #: What the search maximizes: the headline metrics at once (hallucination as a penalty).
 OBJECTIVE = {"entity_f1": 0.35, "relation_f1": 0.25, "format_compliance": 0.25, "hallucination_rate": -0.15}
-REPORTED = ("format_compliance", "record_validity", "entity_f1", "entity_f1_typed", "relation_f1", "hallucination_rate")
+REPORTED = ("format_compliance", "record_validity", "entity_f1", "entity_f1_typed", "relation_f1", "hallucination_rate",
+            "description_grounding")
 
 
 def parse_args():
@@ -58,6 +59,9 @@ def parse_args():
     p.add_argument("--parent", help="name of the variant to improve (e.g. DSPY_A); default: LightRAG's")
     p.add_argument("--parent-demos", choices=("keep", "drop"),
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
+    p.add_argument("--demo-descriptions", choices=("type", "grounded"),
+                   help="demos: how the demos describe entities (a new run's default: grounded, quoting the text; "
+                        "runs 1-8 used type: 'X is a person named in the text.')")
     p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
     p.add_argument("--drop-shares", help="prune: shares of the instruction's rules a candidate drops, e.g. "
                                          "0.5,0.65,0.8 (default: the optimizer's)")
@@ -65,6 +69,9 @@ def parse_args():
                    "(default: the optimizer's EXTRACTION_RULES)")
     p.add_argument("--length-weight", type=float, default=0.0,
                    help="objective weight of output words (negative prefers shorter answers, e.g. -0.0005)")
+    p.add_argument("--description-weight", type=float, default=0.0,
+                   help="objective weight of description_grounding (the share of entity descriptions that say "
+                        "something the text says), e.g. 0.15")
     p.add_argument("--tag", default="", help="suffix of the result files (e.g. run3), so a new run keeps the old ones")
     p.add_argument("--compare", action="append", default=[], metavar="NAME",
                    help="also score this variant on the test set, e.g. a trial the validation refused "
@@ -193,9 +200,9 @@ def main() -> None:
     val = [ExampleRef("dataset", i, FAMILY) for i in dev[-args.val:]]
 
     demo_options = {k: v for k, v in (("parent_demos", args.parent_demos), ("demo_counts", args.demo_counts and [
-        int(n) for n in args.demo_counts.split(",")])) if v is not None}
+        int(n) for n in args.demo_counts.split(",")]), ("descriptions", args.demo_descriptions)) if v is not None}
     if demo_options and args.optimizer != "demos":
-        sys.exit("--parent-demos and --demo-counts are options of the demos optimizer")
+        sys.exit("--parent-demos, --demo-counts and --demo-descriptions are options of the demos optimizer")
     if args.drop_shares and args.optimizer != "prune":
         sys.exit("--drop-shares is an option of the prune optimizer")
     try:
@@ -219,7 +226,8 @@ def main() -> None:
         extras = [find_variant(engine, f"{FAMILY}/{args.model}/{name}") for name in args.compare]
     except LookupError as exc:
         sys.exit(str(exc))
-    objective = OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
+    objective = (OBJECTIVE | ({"output_words": args.length_weight} if args.length_weight else {})
+                 | ({"description_grounding": args.description_weight} if args.description_weight else {}))
     baseline = active_variant(engine, FAMILY, args.model)
     want_parent = parent_id or (baseline.id if baseline else None)
     with engine.connect() as conn:
@@ -236,9 +244,12 @@ def main() -> None:
     except ValueError as exc:
         sys.exit(str(exc))
 
+    def plain(opts: dict) -> dict:  # demos runs stored before the descriptions option used "type"
+        return {"descriptions": "type"} | opts if args.optimizer == "demos" else opts
+
     def same(text, train, val_) -> bool:
         made = json.loads(text)
-        return (made["optimizer_options"] in (options, stored) and made["budget_calls"] == args.budget_calls
+        return (plain(made["optimizer_options"]) in (plain(options), plain(stored)) and made["budget_calls"] == args.budget_calls
                 and made["objective"] == objective and (json.loads(train), json.loads(val_)) == sets
                 and made.get("lm", lm) == lm)  # runs made before runs recorded their LM: taken as matching
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 from lightrag.operate import _parse_keywords_payload
 
-from ..metrics import (entity_prf, exact_match, flesch_reading_ease, hallucination_rate, parse_extraction, relation_prf, rouge, token_f1)
+from ..metrics import (description_grounding, entity_prf, exact_match, flesch_reading_ease, hallucination_rate, parse_extraction, relation_prf, rouge, token_f1)
 from ..metrics.qa import normalize_answer
 
 #: CoNLL04's entity types in LightRAG's vocabulary (its default entity-type guidance).
@@ -61,7 +61,9 @@ def _coverage(targets: set[str], stems: set[str]) -> float:
 def _extraction_core(output: str, inputs: dict) -> tuple[dict, object]:
     parsed = parse_extraction(output)
     metrics = {"format_compliance": float(parsed.compliant), "record_validity": parsed.record_validity,
-               "hallucination_rate": hallucination_rate([n for n, _ in parsed.entities], inputs["input_text"])}
+               "hallucination_rate": hallucination_rate([n for n, _ in parsed.entities], inputs["input_text"]),
+               "description_grounding": description_grounding(
+                   [(n, t, parsed.descriptions.get(n, "")) for n, t in parsed.entities], inputs["input_text"])}
     return metrics, parsed
 
 

@@ -30,6 +30,7 @@ class ParsedExtraction:
     records: int = 0  # record lines in the output
     accepted: int = 0  # records LightRAG turned into an entity or a relation
     completed: bool = False  # the completion delimiter is present
+    descriptions: dict[str, str] = field(default_factory=dict)  # entity name -> its (first) description
 
     @property
     def compliant(self) -> bool:
@@ -86,4 +87,6 @@ def parse_extraction(output: str) -> ParsedExtraction:
     entities = [(name, rows[0]["entity_type"]) for name, rows in nodes.items()]
     relations = [(src, tgt) for (src, tgt) in edges]
     accepted = sum(len(rows) for rows in nodes.values()) + sum(len(rows) for rows in edges.values())
-    return ParsedExtraction(entities, relations, _record_lines(output), accepted, COMPLETION_DELIMITER in output)
+    descriptions = {name: rows[0].get("description") or "" for name, rows in nodes.items()}
+    return ParsedExtraction(entities, relations, _record_lines(output), accepted, COMPLETION_DELIMITER in output,
+                            descriptions)

@@ -15,12 +15,15 @@ from sqlalchemy import select
 
 from ..models import EvalExample
 from .base import Proposal, RunContext
-from .demos import demo_fields, extraction_demo, extraction_rows
+from .demos import DESCRIPTION_STYLES, demo_fields, extraction_demo, extraction_rows
 from .promptset import LIGHTRAG_PARTS, components, rebuild
 
 NAME = "demos"
 DEFAULTS = {"candidates": 12, "demo_counts": [2, 3, 4], "demo_dataset": "conll04", "demo_split": "train",
-            "min_relations": 1, "max_words": 40, "parent_demos": "keep"}
+            "min_relations": 1, "max_words": 40, "parent_demos": "keep", "descriptions": "type"}
+#: What ``prepare`` gives a new run: demos whose entity descriptions quote the text. ``DEFAULTS`` keeps
+#: ``type`` for runs stored before the option existed, so they resume and replay as they were made.
+NEW_RUN_DESCRIPTIONS = "grounded"
 SUPPORTED = ("entity_extraction", "relationship_extraction")
 
 
@@ -38,6 +41,15 @@ def demo_pool(ctx: RunContext) -> list[tuple[int, str, dict]]:
         if len(reference.get("relations", [])) >= opts["min_relations"] and words <= opts["max_words"]:
             pool.append((i, fields["input_text"], reference))
     return pool
+
+
+def prepare(family: str, options: dict) -> dict:
+    """A new run's options: its demos' description style written out (``grounded`` unless given)."""
+    style = options.get("descriptions", NEW_RUN_DESCRIPTIONS)
+    if style not in DESCRIPTION_STYLES:
+        raise ValueError(f"the demos optimizer's descriptions are one of {', '.join(DESCRIPTION_STYLES)}, "
+                         f"not {style!r}")
+    return {**options, "descriptions": style}
 
 
 def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
@@ -65,6 +77,8 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     rng = random.Random(f"{ctx.seed}:{trial}")
     k = min(rng.choice(opts["demo_counts"]), len(pool))
     picks = rng.sample(pool, k)
-    template = rebuild(ctx.family, ctx.parent, demos=base + [extraction_demo(text, ref) for _, text, ref in picks])
-    demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref))} for _, text, ref in picks]
+    style = opts["descriptions"]
+    template = rebuild(ctx.family, ctx.parent,
+                       demos=base + [extraction_demo(text, ref, style) for _, text, ref in picks])
+    demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref, text, style))} for _, text, ref in picks]
     return Proposal(template=template, config={"kind": "demos", "demo_ids": [i for i, _, _ in picks]}, demos=demos)

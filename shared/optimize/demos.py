@@ -22,13 +22,45 @@ def _escape(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def extraction_rows(reference: dict) -> list[str]:
-    """Gold entities and relations as LightRAG rows (with placeholders), entities first."""
+#: How a demo describes its entities: ``type`` ("X is a person named in the text.", what runs made
+#: before 2026-12-01 used: it teaches the model descriptions that say nothing, which no score but
+#: ``description_grounding`` sees) or ``grounded`` (the words around its mention in the text: what
+#: the text says about it, at no LM cost).
+DESCRIPTION_STYLES = ("type", "grounded")
+
+
+def _context(name: str, text: str, width: int = 3) -> str | None:
+    """Up to ``width`` words either side of ``name``'s first mention in ``text`` (None if not found)."""
+    words, target = text.split(), name.split()
+    for i in range(len(words) - len(target) + 1):
+        if words[i:i + len(target)] == target:
+            window = words[max(0, i - width):i + len(target) + width]
+            while window and not any(c.isalnum() for c in window[0]):
+                window.pop(0)
+            while window and not any(c.isalnum() for c in window[-1]):
+                window.pop()
+            return " ".join(window)
+    return None
+
+
+def _description(name: str, kind: str, text: str | None, style: str) -> str:
+    if style not in DESCRIPTION_STYLES:
+        raise ValueError(f"demo descriptions are one of {', '.join(DESCRIPTION_STYLES)}, not {style!r}")
+    if style == "grounded":
+        context = _context(name, text or "")
+        if context and context != name:
+            return context.rstrip(".") + "."
+    return f"{name} is a {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
+
+
+def extraction_rows(reference: dict, text: str | None = None, descriptions: str = "type") -> list[str]:
+    """Gold entities and relations as LightRAG rows (with placeholders), entities first; ``text`` is
+    the sentence (``grounded`` descriptions quote it)."""
     td = "{tuple_delimiter}"
     rows = []
     for name, etype in reference["entities"]:
         kind = ENTITY_TYPES.get(etype, etype)
-        desc = f"{name} is a {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
+        desc = _description(name, kind, text, descriptions)
         rows.append(td.join(["entity", _escape(name), kind, _escape(desc)]))
     for head, tail, label in reference.get("relations", []):
         keyword, verb = RELATIONS.get(label, (label.lower().replace("_", " "), label.lower().replace("_", " ")))
@@ -36,9 +68,9 @@ def extraction_rows(reference: dict) -> list[str]:
     return rows
 
 
-def extraction_demo(text: str, reference: dict) -> str:
+def extraction_demo(text: str, reference: dict, descriptions: str = "type") -> str:
     """One worked example: the input text and the rows LightRAG should get back."""
-    rows = "\n".join(extraction_rows(reference))
+    rows = "\n".join(extraction_rows(reference, text, descriptions))
     # A leading blank line: LightRAG joins examples with one newline after right-stripping each.
     return (f"\n<Input Text>\n```\n{_escape(text)}\n```\n\n<Output>\n{rows}\n{{completion_delimiter}}\n")
 

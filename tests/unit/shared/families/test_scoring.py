@@ -66,5 +66,12 @@ def test_extraction_scores_by_hand():
     assert scores["entity_f1"] == 1.0 and scores["entity_f1_typed"] == 1.0
     assert scores["format_compliance"] == 1.0 and scores["hallucination_rate"] == 0.0
     assert scores["overall"] == pytest.approx(1.0)
+    assert scores["description_grounding"] == 0.0  # "A physicist." / "A university.": nothing from the text
     rel = get_family(PromptFamily.RELATIONSHIP_EXTRACTION).score(EXTRACTION, f.inputs(TEXT), CONLL_REF)
     assert rel["relation_f1"] == 1.0
+
+
+def test_extraction_reads_the_descriptions_lightrag_stores():
+    f = get_family(PromptFamily.ENTITY_EXTRACTION)
+    grounded = EXTRACTION.replace("A physicist.", "Marie Curie worked at the University.")
+    assert f.score(grounded, f.inputs(TEXT), None)["description_grounding"] == pytest.approx(0.5)

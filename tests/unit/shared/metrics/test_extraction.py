@@ -1,8 +1,8 @@
-"""Entity/relation P/R/F1 and hallucination on hand-checked cases."""
+"""Entity/relation P/R/F1, hallucination and description grounding on hand-checked cases."""
 
 import pytest
 
-from shared.metrics import entity_prf, hallucination_rate, normalize_name, relation_prf
+from shared.metrics import description_grounding, entity_prf, hallucination_rate, normalize_name, relation_prf
 
 
 def test_names_normalize_case_punctuation_spacing_and_articles():
@@ -39,3 +39,13 @@ def test_hallucination_counts_names_absent_from_the_text():
     assert hallucination_rate(["Marie Curie", "University of Paris"], text) == 0.0
     assert hallucination_rate(["Marie Curie", "Warsaw", "Par"], text) == pytest.approx(2 / 3)
     assert hallucination_rate([], text) == 0.0
+
+
+def test_a_description_counts_only_when_it_says_something_the_text_says():
+    text = "The rig was towed to Morgan City , said Chevron spokesman Jonathan Lifa ."
+    assert description_grounding([("Morgan City", "location", "Morgan City is a location named in the text."),
+                                  ("Jonathan Lifa", "person", "Chevron spokesman Jonathan Lifa."),
+                                  ("Chevron", "organization", "An oil company."),  # true, but not from the text
+                                  ("rig", "artifact", "The rig was towed.")], text) == pytest.approx(2 / 4)
+    assert description_grounding([], text) == 0.0
+    assert description_grounding([("Chevron", "organization", "")], text) == 0.0

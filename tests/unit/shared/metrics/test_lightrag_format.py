@@ -16,6 +16,7 @@ def test_a_well_formed_output_is_compliant():
     assert parsed.compliant and parsed.record_validity == 1.0
     assert sorted(n for n, _ in parsed.entities) == ["Marie Curie", "Paris"]
     assert parsed.relations == [("Marie Curie", "Paris")]
+    assert parsed.descriptions == {"Marie Curie": "A physicist.", "Paris": "A city."}
 
 
 def test_missing_completion_delimiter_is_not_compliant():

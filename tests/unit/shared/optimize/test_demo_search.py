@@ -77,3 +77,33 @@ def test_a_parent_that_shows_every_labelled_example_is_one_clear_error(env):
     shown = RunContext(**{**shown.__dict__, "parent": everything.template})
     with pytest.raises(ValueError, match="the parent already shows every labelled entity_extraction example"):
         demo_search.propose(shown, history=[{}])
+
+
+def test_a_new_run_stores_grounded_descriptions_and_an_old_one_keeps_type(env):
+    settings, engine = env
+    assert demo_search.prepare("entity_extraction", {"candidates": 2})["descriptions"] == "grounded"
+    assert demo_search.prepare("entity_extraction", {"descriptions": "type"})["descriptions"] == "type"
+    with pytest.raises(ValueError, match="descriptions are one of type, grounded, not 'long'"):
+        demo_search.prepare("entity_extraction", {"descriptions": "long"})
+    old = demo_search.propose(context(settings, engine, demo_counts=[2]), history=[{}])  # stored before the option
+    new = demo_search.propose(context(settings, engine, demo_counts=[2], descriptions="grounded"), history=[{}])
+    assert old.config == new.config  # the same seeded picks, described differently
+    for proposal in (old, new):
+        for demo in proposal.demos:
+            assert demo["extraction"].count("{tuple_delimiter}") and demo["input_text"] in proposal.template.system
+    old_rows = [r for d in old.demos for r in d["extraction"].splitlines() if r.startswith("entity")]
+    new_rows = [r for d in new.demos for r in d["extraction"].splitlines() if r.startswith("entity")]
+    assert all(r.endswith("named in the text.") for r in old_rows)
+    quoted = [r.split("{tuple_delimiter}")[3].rstrip(".") for r in new_rows if not r.endswith("named in the text.")]
+    texts = " ".join(d["input_text"] for d in new.demos)
+    assert quoted and all(q.split()[0] in texts.split() for q in quoted)
+
+
+def test_grounded_descriptions_quote_the_words_around_the_mention():
+    from shared.optimize.demos import extraction_rows
+
+    text = "The rig was towed to Morgan City , La. , said Chevron spokesman Jonathan Lifa ."
+    reference = {"entities": [["Jonathan Lifa", "Peop"], ["Morgan City", "Loc"], ["Texaco", "Org"]], "relations": []}
+    rows = [r.split("{tuple_delimiter}")[3] for r in extraction_rows(reference, text, "grounded")]
+    assert rows == ["said Chevron spokesman Jonathan Lifa.", "was towed to Morgan City , La.",
+                    "Texaco is a organization named in the text."]  # not in the text: the type sentence
