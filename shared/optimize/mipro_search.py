@@ -40,7 +40,8 @@ USES_PROPOSER = True
 #: 10-trial run a random search.
 DEFAULTS = {"num_instructions": 4, "num_demo_sets": 4, "num_trials": 10, "startup_trials": 4,
             "demo_counts": demo_search.DEFAULTS["demo_counts"], "view_data_batch_size": 10,
-            "program_aware": True, "data_aware": True, "tip_aware": True, "fewshot_aware": True}
+            "program_aware": True, "data_aware": True, "tip_aware": True, "fewshot_aware": True,
+            "descriptions": demo_search.DEFAULTS["descriptions"]}
 log = logging.getLogger(__name__)
 
 
@@ -120,9 +121,18 @@ def demo_sets(ctx: RunContext, opts: dict) -> list[list[tuple[int, str, dict]]]:
     return sets
 
 
-def demo_record(text: str, reference: dict) -> dict:
+def prepare(family: str, options: dict) -> dict:
+    """A new run's options: its demos described as a new ``demos`` run's are (``demo_search.prepare``)."""
+    return {**options, "descriptions": demo_search.prepare(family, options)["descriptions"]}
+
+
+def _style(ctx: RunContext) -> str:
+    return {**DEFAULTS, **ctx.options}["descriptions"]
+
+
+def demo_record(text: str, reference: dict, descriptions: str = "type") -> dict:
     """A labelled demo as the family's DSPy fields (what the saved program and the proposer see)."""
-    return {"input_text": text, "extraction": "\n".join(extraction_rows(reference))}
+    return {"input_text": text, "extraction": "\n".join(extraction_rows(reference, text, descriptions))}
 
 
 def trainset(ctx: RunContext) -> list:
@@ -138,7 +148,8 @@ def trainset(ctx: RunContext) -> list:
         _, text, reference = loaded.get((ref.source, ref.id), (None, "", None))
         fields = {k: v for k, v in family.inputs(text).items() if k in inputs}
         if ctx.family in demo_search.SUPPORTED and reference and "entities" in reference:
-            fields[output] = "\n".join(extraction_rows(reference))
+            sentence = family.inputs(text).get("input_text", "")
+            fields[output] = "\n".join(extraction_rows(reference, sentence, _style(ctx)))
         examples.append(dspy.Example(**fields).with_inputs(*inputs))
     return examples
 
@@ -172,7 +183,7 @@ def propose_instructions(ctx: RunContext, opts: dict, engine: ProposalEngine, se
     demo_candidates = None
     if opts["fewshot_aware"] and len(sets) > 1:
         # "augmented" marks a demo the proposer may show (MIPROv2 marks its bootstrapped ones so).
-        demo_candidates = {0: [[dspy.Example(**demo_record(text, ref), augmented=True) for _, text, ref in demos]
+        demo_candidates = {0: [[dspy.Example(**demo_record(text, ref, _style(ctx)), augmented=True) for _, text, ref in demos]
                                for demos in sets]}
     candidates, failures = [seed], 0
     for j in range(1, opts["num_instructions"]):
@@ -202,7 +213,8 @@ def render(ctx: RunContext, instruction: str, demos: list[tuple[int, str, dict]]
     parent = ctx.parent
     if demos:
         base = components(ctx.family, parent)["demos"] or []
-        parent = rebuild(ctx.family, parent, demos=base + [extraction_demo(text, ref) for _, text, ref in demos])
+        parent = rebuild(ctx.family, parent,
+                         demos=base + [extraction_demo(text, ref, _style(ctx)) for _, text, ref in demos])
     return with_guidance(ctx.family, parent, instruction)
 
 
@@ -256,5 +268,5 @@ def _score(ctx: RunContext, tools: SearchTools, instruction: str, i: int, demos:
         log.warning("mipro: instruction %d with demo set %d does not render: %s", i, d, exc)
         return -1.0
     config = {"kind": NAME, "instruction": i, "demo_set": d, "guidance": instruction,
-              "demo_ids": [ident for ident, _, _ in demos], "demos": [demo_record(t, r) for _, t, r in demos]}
+              "demo_ids": [ident for ident, _, _ in demos], "demos": [demo_record(t, r, _style(ctx)) for _, t, r in demos]}
     return objective(tools.score(template, config=config), tools.weights)

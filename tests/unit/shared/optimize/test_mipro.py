@@ -2,6 +2,7 @@
 "follow" (the target, which obeys task guidance about the completion delimiter and the extractor) and
 "propose" (the proposal model, answering DSPy's proposal prompts in its chat-adapter format)."""
 
+import json
 import time
 
 import pytest
@@ -62,6 +63,11 @@ def test_mipro_registers_a_candidate_that_beats_the_parent(menv):
     assert f"{GUIDANCE}\n{best['config']['guidance']}" in template.system
     assert len(out["program"]["program"]["demos"]) == len(best["config"]["demo_ids"])
     assert load_run(engine, run_id).lm_calls <= 200
+    # A new run's demos describe entities by the words around them, as a new demos run's do.
+    assert json.loads(load_run(engine, run_id).settings)["optimizer_options"]["descriptions"] == "grounded"
+    rows = [r for t in trials[1:] for d in t["config"]["demos"] for r in d["extraction"].splitlines()
+            if r.startswith("entity")]
+    assert rows and not all(r.endswith("named in the text.") for r in rows)
 
 
 def test_trials_explore_pairs_and_a_seed_reproduces_them(menv):
