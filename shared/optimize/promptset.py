@@ -9,6 +9,7 @@ baseline is (``lightrag_baselines``), so what is scored is what a stock LightRAG
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Callable
 
@@ -126,8 +127,16 @@ def _parts(family: str, template: PromptTemplate) -> tuple[str, list[str] | None
 
 
 #: Where an optimizer's task guidance goes in a prompt: before the first of these sections, else at the end.
+#: A section is its header on a line of its own: LightRAG's extraction instruction also names
+#: "`---Entity Types---` section below" inside a sentence, which is not a place to put a paragraph.
 GUIDANCE = "---Task Guidance---"
 _ANCHORS = ("---Entity Types---", "---Input---", "---Context---", "---Output---")
+
+
+def _header(anchor: str, text: str) -> int | None:
+    """Where the line that is exactly ``anchor`` starts in ``text`` (None if no line is)."""
+    match = re.search(rf"(?m)^{re.escape(anchor)}[ \t]*$", text)
+    return match.start() if match else None
 
 
 def guidance_of(family: str, template: PromptTemplate) -> str:
@@ -158,7 +167,7 @@ def with_guidance(family: str, parent: PromptTemplate, text: str) -> PromptTempl
     body = " ".join(text.split())
     block = f"{GUIDANCE}\n{body.replace('{', '{{').replace('}', '}}')}\n\n"
     for anchor in _ANCHORS:
-        if anchor in instruction:
-            at = instruction.index(anchor)
+        at = _header(anchor, instruction)
+        if at is not None:
             return rebuild(family, parent, instruction=instruction[:at] + block + instruction[at:])
     return rebuild(family, parent, instruction=instruction.rstrip() + "\n\n" + block.rstrip() + "\n")

@@ -77,3 +77,28 @@ def test_export_is_what_lightrag_renders_after_prompts_update(parent, monkeypatc
 def test_promptloop_families_have_no_lightrag_export():
     with pytest.raises(ValueError, match="not one of LightRAG's prompts"):
         export_lightrag(get_family("context_compression").baseline())
+
+
+def test_task_guidance_is_a_section_of_its_own_before_the_entity_types(parent):
+    from shared.optimize.promptset import GUIDANCE, guidance_of, with_guidance
+
+    instruction = components(FAMILY, parent)["instruction"]
+    assert "`---Entity Types---` section below" in instruction  # LightRAG names the section in a sentence too
+    candidate = with_guidance(FAMILY, parent, "Extract proper names only.")
+    text = components(FAMILY, candidate)["instruction"]
+    assert f"\n\n{GUIDANCE}\nExtract proper names only.\n\n---Entity Types---\n" in text
+    assert "`---Entity Types---` section below" in text  # the sentence is left whole
+    assert guidance_of(FAMILY, candidate) == "Extract proper names only."
+    check_invariants(FAMILY, parent, candidate)
+
+
+def test_guidance_spliced_into_the_sentence_by_an_older_run_is_moved_out(parent):
+    from shared.optimize.promptset import GUIDANCE, guidance_of, with_guidance
+
+    instruction = components(FAMILY, parent)["instruction"]
+    at = instruction.index("---Entity Types---")  # where runs before 2026-12-01 put it: inside the sentence
+    old = rebuild(FAMILY, parent, instruction=instruction[:at] + f"{GUIDANCE}\nOld rule.\n\n" + instruction[at:])
+    assert guidance_of(FAMILY, old) == "Old rule."
+    moved = components(FAMILY, with_guidance(FAMILY, old, "New rule."))["instruction"]
+    assert moved.count(GUIDANCE) == 1 and "Old rule." not in moved
+    assert moved.replace(f"{GUIDANCE}\nNew rule.\n\n", "") == instruction
