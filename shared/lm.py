@@ -249,6 +249,15 @@ def _clean_rows(messages: list[dict]) -> str:
     return "\n".join(rows + (["<|COMPLETE|>"] if "<|COMPLETE|>" in prompt else []))
 
 
+def _around(name: str, text: str, width: int = 3) -> str:
+    """The words of ``text`` around the first mention of ``name`` (``name`` itself if not found)."""
+    words, target = text.split(), name.split()
+    for i in range(len(words) - len(target) + 1):
+        if words[i:i + len(target)] == target:
+            return " ".join(words[max(0, i - width):i + len(target) + width])
+    return name
+
+
 def follow_prompt(messages: list[dict]) -> str:
     """A scripted small model: worked examples in the prompt teach it; their absence shows.
 
@@ -259,7 +268,9 @@ def follow_prompt(messages: list[dict]) -> str:
     - the delimiter is written only if the prompt itself shows it (a prompt that dropped
       ``{completion_delimiter}`` gets none);
     - a task-guidance section that asks for the completion delimiter, or to extract "never the
-      extractor", is obeyed.
+      extractor", is obeyed;
+    - it describes entities as its worked examples do: after examples that say "X is a person named
+      in the text." it says only that; otherwise it quotes the words around the name.
     """
     prompt = "\n".join(m["content"] for m in messages)
     demos = prompt.count("<Input Text>")
@@ -267,7 +278,9 @@ def follow_prompt(messages: list[dict]) -> str:
     match = _INPUT_TEXT.search(messages[-1]["content"])
     text = match.group(1) if match else messages[-1]["content"]
     names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
-    rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>{n} appears in the text." for n in names]
+    filler = "named in the text." in prompt
+    rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>"
+            + (f"{n} is named in the text." if filler else f"{_around(n, text)}.") for n in names]
     if demos == 0 and "never the extractor" not in guidance:
         rows.append("entity<|#|>Knowledge Graph Specialist<|#|>other<|#|>The one extracting.")
     if (demos >= 2 or "completion delimiter" in guidance) and "<|COMPLETE|>" in prompt:

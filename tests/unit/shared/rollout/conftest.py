@@ -9,12 +9,15 @@ from shared.optimize.promptset import rebuild, with_guidance
 from shared.optimize.variants import register_candidate
 
 FAMILY = "entity_extraction"
-DEMOS = [extraction_demo("John Wilkes Booth , who assassinated President Lincoln , was an actor .",
-                         {"entities": [["John Wilkes Booth", "Peop"], ["President Lincoln", "Peop"]],
-                          "relations": [["John Wilkes Booth", "President Lincoln", "Kill"]]}),
-         extraction_demo("Mary Smith works for Acme Corp in Boston .",
-                         {"entities": [["Mary Smith", "Peop"], ["Acme Corp", "Org"], ["Boston", "Loc"]],
-                          "relations": [["Mary Smith", "Acme Corp", "Work_For"]]})]
+DEMO_SENTENCES = [("John Wilkes Booth , who assassinated President Lincoln , was an actor .",
+                   {"entities": [["John Wilkes Booth", "Peop"], ["President Lincoln", "Peop"]],
+                    "relations": [["John Wilkes Booth", "President Lincoln", "Kill"]]}),
+                  ("Mary Smith works for Acme Corp in Boston .",
+                   {"entities": [["Mary Smith", "Peop"], ["Acme Corp", "Org"], ["Boston", "Loc"]],
+                    "relations": [["Mary Smith", "Acme Corp", "Work_For"]]})]
+DEMOS = [extraction_demo(text, ref, "grounded") for text, ref in DEMO_SENTENCES]
+#: The same demos as runs before 2026-12-01 wrote them: every entity "X is a person named in the text."
+FILLER_DEMOS = [extraction_demo(text, ref) for text, ref in DEMO_SENTENCES]
 
 
 def add_candidate(engine, template, parent_id=1) -> int:

@@ -128,3 +128,21 @@ def test_identify_finds_candidates_that_beat_the_incumbent_on_shared_examples(ro
     found = identify_replacement_candidates(engine, days_back=7)
     assert [c.variant_id for c in found] == [ids["better"]]
     assert found[0].delta > 0 and found[0].n_shared == settings.validation_examples
+
+
+def test_a_candidate_whose_descriptions_say_nothing_is_refused_at_the_regression_stage(rollout_env):
+    """The same demos written the old way ("X is a person named in the text."): the scripted model copies
+    that into its descriptions, as the real 1.5B model did; it wins on the primary score and is refused."""
+    from shared.families import get_family as family_of
+
+    from .conftest import FILLER_DEMOS
+
+    settings, engine, ids = rollout_env
+    filler = add_candidate(engine, rebuild(FAMILY, family_of(FAMILY).baseline(), demos=FILLER_DEMOS), ids["baseline"])
+    out = validate_candidate(engine, settings, filler)
+    stages = {s["stage"]: s for s in out["stages"]}
+    assert stages["paired"]["passed"] and stages["parser"]["passed"]
+    assert stages["paired"]["candidate"]["description_grounding"] == 0.0
+    assert stages["paired"]["incumbent"]["description_grounding"] > 0.5
+    assert not stages["regressions"]["passed"] and "description_grounding" in stages["regressions"]["reason"]
+    assert not out["passed"] and status_of(engine, filler) != "validated"
