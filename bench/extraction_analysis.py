@@ -57,8 +57,7 @@ def _pair(head: str, tail: str) -> tuple[str, str]:
 
 def description_words(outputs) -> dict:
     """Mean words in the description field of entity and relation rows: what LightRAG stores in its
-    graph about each. No metric scores descriptions, so a prompt that shortens answers by shortening
-    them is visible here."""
+    graph about each (only ``description_grounding`` reads them, and not their length)."""
     from shared.metrics.lightrag_format import TUPLE_DELIMITER
 
     words = {"entity": [], "relation": []}
@@ -73,23 +72,26 @@ def description_words(outputs) -> dict:
 
 
 def grounding(rows) -> dict:
-    """``description_grounding`` over every entity LightRAG stores from (output, input text) rows, with a
-    few of the descriptions that say nothing the text says."""
-    from shared.metrics import description_grounding
+    """``description_grounding`` two ways: pooled over every entity LightRAG stores from (output, input
+    text) rows, and the metric's own mean over sentences (what the tables, objectives and validation
+    use: a sentence with no entity counts 1.0); with a few descriptions that say nothing the text says."""
+    from shared.metrics import description_grounding, normalize_name
     from shared.metrics.lightrag_format import parse_extraction
 
     said = total = 0
-    empty = []
+    empty, per_sentence = [], []
     for output, text in rows:
         parsed = parse_extraction(output or "")
-        for name, etype in parsed.entities:
-            row = [(name, etype, parsed.descriptions.get(name, ""))]
+        described = [(n, t, parsed.descriptions.get(n, "")) for n, t in parsed.entities if normalize_name(n)]
+        per_sentence.append(description_grounding(described, text))
+        for row in described:
             total += 1
-            if description_grounding(row, text):
+            if description_grounding([row], text):
                 said += 1
             elif len(empty) < 6:
-                empty.append(row[0][2])
-    return {"entities": total, "share_saying_something_from_the_text": round(said / total, 3) if total else None,
+                empty.append(row[2])
+    return {"entities": total, "pooled_share_saying_something_from_the_text": round(said / total, 3) if total else None,
+            "metric_mean_over_sentences": round(sum(per_sentence) / len(per_sentence), 3) if per_sentence else None,
             "examples_saying_nothing": empty}
 
 

@@ -61,7 +61,8 @@ def parse_args():
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
     p.add_argument("--demo-descriptions", choices=("type", "grounded"),
                    help="demos: how the demos describe entities (a new run's default: grounded, quoting the text; "
-                        "runs 1-8 used type: 'X is a person named in the text.')")
+                        "runs 1-8 used type: 'X is a person named in the text.'). Without it, a run stored "
+                        "with the same other arguments before the option existed is resumed as it was (type)")
     p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
     p.add_argument("--drop-shares", help="prune: shares of the instruction's rules a candidate drops, e.g. "
                                          "0.5,0.65,0.8 (default: the optimizer's)")

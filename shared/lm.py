@@ -258,6 +258,15 @@ def _around(name: str, text: str, width: int = 3) -> str:
     return name
 
 
+def _last_demo_says_nothing(prompt: str) -> bool:
+    """Whether every entity row of the prompt's last worked example is the "... named in the text." filler."""
+    if "<Input Text>" not in prompt:
+        return False
+    last = prompt.rsplit("<Input Text>", 1)[1]
+    rows = [line for line in last.splitlines() if line.startswith("entity<|#|>")]
+    return bool(rows) and all(line.endswith("named in the text.") for line in rows)
+
+
 def follow_prompt(messages: list[dict]) -> str:
     """A scripted small model: worked examples in the prompt teach it; their absence shows.
 
@@ -269,8 +278,8 @@ def follow_prompt(messages: list[dict]) -> str:
       ``{completion_delimiter}`` gets none);
     - a task-guidance section that asks for the completion delimiter, or to extract "never the
       extractor", is obeyed;
-    - it describes entities as its worked examples do: after examples that say "X is a person named
-      in the text." it says only that; otherwise it quotes the words around the name.
+    - it describes entities as the last worked example does: after one whose every entity is "X is a
+      person named in the text." it says only that; otherwise it quotes the words around the name.
     """
     prompt = "\n".join(m["content"] for m in messages)
     demos = prompt.count("<Input Text>")
@@ -278,7 +287,7 @@ def follow_prompt(messages: list[dict]) -> str:
     match = _INPUT_TEXT.search(messages[-1]["content"])
     text = match.group(1) if match else messages[-1]["content"]
     names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
-    filler = "named in the text." in prompt
+    filler = _last_demo_says_nothing(prompt)
     rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>"
             + (f"{n} is named in the text." if filler else f"{_around(n, text)}.") for n in names]
     if demos == 0 and "never the extractor" not in guidance:

@@ -47,8 +47,7 @@ def prepare(family: str, options: dict) -> dict:
     """A new run's options: its demos' description style written out (``grounded`` unless given)."""
     style = options.get("descriptions", NEW_RUN_DESCRIPTIONS)
     if style not in DESCRIPTION_STYLES:
-        raise ValueError(f"the demos optimizer's descriptions are one of {', '.join(DESCRIPTION_STYLES)}, "
-                         f"not {style!r}")
+        raise ValueError(f"demo descriptions are one of {', '.join(DESCRIPTION_STYLES)}, not {style!r}")
     return {**options, "descriptions": style}
 
 

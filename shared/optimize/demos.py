@@ -50,6 +50,8 @@ def _description(name: str, kind: str, text: str | None, style: str) -> str:
         context = _context(name, text or "")
         if context and context != name:
             return context.rstrip(".") + "."
+        if kind != "Other":  # the type sentence, in English (the "type" style keeps its old wording)
+            return f"{name} is {'an' if kind[0] in 'AEIOU' else 'a'} {kind.lower()} named in the text."
     return f"{name} is a {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
 
 

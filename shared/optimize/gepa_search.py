@@ -15,7 +15,7 @@ from ..evaluation import load_examples
 from ..families import get_family
 from ..metrics import normalize_name, parse_extraction
 from .base import RunContext
-from .promptset import InvalidCandidate, guidance_of, with_guidance
+from .promptset import InvalidCandidate, guidance_of, guidance_placement, with_guidance
 from .runs import LeaseLost
 from .scoring import example_objective
 from .tools import Cancelled, SearchTools, StopSearch
@@ -26,6 +26,11 @@ USES_PROPOSER = True
 DEFAULTS = {"reflection_minibatch_size": 3, "candidate_selection": "pareto"}
 COMPONENT = "guidance"
 log = logging.getLogger(__name__)
+
+
+def prepare(family: str, options: dict) -> dict:
+    """A new run's options: its guidance placed as a section of its own (``promptset.PLACEMENTS``)."""
+    return {**options, "guidance_at": "header"}
 
 
 def seed_text(ctx: RunContext) -> str:
@@ -77,7 +82,8 @@ class TemplateAdapter:
 
         full = list(batch) == list(self.ctx.train)
         try:
-            template = with_guidance(self.ctx.family, self.ctx.parent, candidate[COMPONENT])
+            template = with_guidance(self.ctx.family, self.ctx.parent, candidate[COMPONENT],
+                                     guidance_placement(self.ctx.options))
         except InvalidCandidate as exc:
             zero = [0.0] * len(batch)
             traces = [{"ref": r, "metrics": None, "output": None, "error": str(exc)} for r in batch]

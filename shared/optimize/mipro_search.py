@@ -28,7 +28,7 @@ from . import demo_search
 from .base import RunContext
 from .demos import extraction_demo, extraction_rows
 from .gepa_search import seed_text
-from .promptset import InvalidCandidate, components, rebuild, with_guidance
+from .promptset import InvalidCandidate, components, guidance_placement, rebuild, with_guidance
 from .scoring import objective
 from .tools import SearchTools
 
@@ -123,7 +123,7 @@ def demo_sets(ctx: RunContext, opts: dict) -> list[list[tuple[int, str, dict]]]:
 
 def prepare(family: str, options: dict) -> dict:
     """A new run's options: its demos described as a new ``demos`` run's are (``demo_search.prepare``)."""
-    return {**options, "descriptions": demo_search.prepare(family, options)["descriptions"]}
+    return {**options, "descriptions": demo_search.prepare(family, options)["descriptions"], "guidance_at": "header"}
 
 
 def _style(ctx: RunContext) -> str:
@@ -215,7 +215,7 @@ def render(ctx: RunContext, instruction: str, demos: list[tuple[int, str, dict]]
         base = components(ctx.family, parent)["demos"] or []
         parent = rebuild(ctx.family, parent,
                          demos=base + [extraction_demo(text, ref, _style(ctx)) for _, text, ref in demos])
-    return with_guidance(ctx.family, parent, instruction)
+    return with_guidance(ctx.family, parent, instruction, guidance_placement(ctx.options))
 
 
 def _study(seed: int, opts: dict):

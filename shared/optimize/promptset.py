@@ -133,6 +133,16 @@ GUIDANCE = "---Task Guidance---"
 _ANCHORS = ("---Entity Types---", "---Input---", "---Context---", "---Output---")
 
 
+#: ``header``: before a section's header line (new runs); ``mention``: before its first mention (runs
+#: stored before 2026-12-01, whose options have no ``guidance_at``).
+PLACEMENTS = ("header", "mention")
+
+
+def guidance_placement(options: dict) -> str:
+    """Where a run's candidates put their guidance: its stored ``guidance_at``, else the old place."""
+    return options.get("guidance_at", "mention")
+
+
 def _header(anchor: str, text: str) -> int | None:
     """Where the line that is exactly ``anchor`` starts in ``text`` (None if no line is)."""
     match = re.search(rf"(?m)^{re.escape(anchor)}[ \t]*$", text)
@@ -148,26 +158,31 @@ def guidance_of(family: str, template: PromptTemplate) -> str:
     return block.replace("{{", "{").replace("}}", "}")
 
 
-def with_guidance(family: str, parent: PromptTemplate, text: str) -> PromptTemplate:
+def with_guidance(family: str, parent: PromptTemplate, text: str, at: str = "header") -> PromptTemplate:
     """The parent with ``text`` as its task-guidance section (replacing any earlier one).
 
     This is how an optimizer's instruction (a DSPy signature's instructions, a GEPA or MIPROv2
     proposal) enters LightRAG's prompt: as one section of it, so every placeholder and format rule
-    LightRAG relies on stays where it was.
+    LightRAG relies on stays where it was. ``at="mention"`` is where runs stored before 2026-12-01
+    put it — before the first *mention* of a section, which can be inside a sentence — so that such a
+    run resumes with the prompts it started with (``guidance_placement``).
     """
     instruction = components(family, parent)["instruction"]
     old = guidance_of(family, parent)
     if old:  # the section sits before an anchor ("...\n\n") or ends the text ("...\n")
         escaped_old = old.replace("{", "{{").replace("}", "}}")
         section = f"{GUIDANCE}\n{escaped_old}\n"
-        at = instruction.index(section)
-        end = at + len(section) + (1 if instruction[at + len(section):at + len(section) + 1] == "\n" else 0)
-        instruction = instruction[:at] + instruction[end:]
+        start = instruction.index(section)
+        end = start + len(section) + (1 if instruction[start + len(section):start + len(section) + 1] == "\n" else 0)
+        instruction = instruction[:start] + instruction[end:]
     # One paragraph: the section ends at the first blank line (``guidance_of`` reads it back that way).
     body = " ".join(text.split())
     block = f"{GUIDANCE}\n{body.replace('{', '{{').replace('}', '}}')}\n\n"
+    if at not in PLACEMENTS:
+        raise ValueError(f"task guidance goes at one of {', '.join(PLACEMENTS)}, not {at!r}")
     for anchor in _ANCHORS:
-        at = _header(anchor, instruction)
-        if at is not None:
-            return rebuild(family, parent, instruction=instruction[:at] + block + instruction[at:])
+        where = _header(anchor, instruction) if at == "header" else (
+            instruction.index(anchor) if anchor in instruction else None)
+        if where is not None:
+            return rebuild(family, parent, instruction=instruction[:where] + block + instruction[where:])
     return rebuild(family, parent, instruction=instruction.rstrip() + "\n\n" + block.rstrip() + "\n")

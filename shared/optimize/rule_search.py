@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .base import Proposal, RunContext
 from .demos import demo_fields
-from .promptset import components, guidance_of, with_guidance
+from .promptset import components, guidance_of, guidance_placement, with_guidance
 
 NAME = "rules"
 #: ``candidates`` caps the trials; by default every set is tried (n singles, the winners, all).
@@ -53,7 +53,7 @@ def bank(family: str, options: dict) -> list[str]:
 def prepare(family: str, options: dict) -> dict:
     """A new run's options with its bank written out, so a resume proposes from the same rules even if
     the default bank has changed since."""
-    return {**options, "rules": bank(family, options)}
+    return {**options, "rules": bank(family, options), "guidance_at": "header"}
 
 
 def chosen_sets(rules: list[str], history: list[dict]) -> list[tuple[int, ...]]:
@@ -86,5 +86,5 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     added = [rules[k] for k in pick if rules[k] not in guidance]
     text = " ".join([guidance] + added).strip()
     demos = [d for d in (demo_fields(t) for t in components(ctx.family, ctx.parent)["demos"] or []) if d]
-    return Proposal(template=with_guidance(ctx.family, ctx.parent, text), demos=demos,
+    return Proposal(template=with_guidance(ctx.family, ctx.parent, text, guidance_placement(ctx.options)), demos=demos,
                     config={"kind": "rules", "rules": list(pick), "text": [rules[k] for k in pick]})

@@ -42,7 +42,7 @@ def test_the_rules_optimizer_takes_its_bank_from_a_file(cli, tmp_path):
 
     engine = make_engine(f"sqlite:///{data_dir / 'promptloop.db'}")
     assert json.loads(load_run(engine, 1).settings)["optimizer_options"] == {
-        "rules": ["End the answer with the completion delimiter.", "Extract names only."]}
+        "rules": ["End the answer with the completion delimiter.", "Extract names only."], "guidance_at": "header"}
     assert [t["config"].get("rules") for t in load_trials(engine, 1)] == [None, [0], [1], [0, 1]]
     engine.dispose()
     rules.write_text("\n")

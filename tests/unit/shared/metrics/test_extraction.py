@@ -47,5 +47,10 @@ def test_a_description_counts_only_when_it_says_something_the_text_says():
                                   ("Jonathan Lifa", "person", "Chevron spokesman Jonathan Lifa."),
                                   ("Chevron", "organization", "An oil company."),  # true, but not from the text
                                   ("rig", "artifact", "The rig was towed.")], text) == pytest.approx(2 / 4)
-    assert description_grounding([], text) == 0.0
+    assert description_grounding([], text) == 1.0  # nothing extracted, nothing left undescribed
     assert description_grounding([("Chevron", "organization", "")], text) == 0.0
+    # Pronouns, helper verbs, "'s" and numbers are in many texts and say nothing about the entity.
+    said = "He said Chevron 's 2 rigs were towed ."
+    assert description_grounding([("Chevron", "organization", "He is Chevron's 2."),
+                                  ("Chevron", "organization", "It has 2 rigs.")], said) == 0.5  # "rigs" only
+    assert description_grounding([("Chevron", "organization", "He is Chevron's 2.")], said) == 0.0

@@ -93,7 +93,7 @@ def test_a_new_run_stores_grounded_descriptions_and_an_old_one_keeps_type(env):
             assert demo["extraction"].count("{tuple_delimiter}") and demo["input_text"] in proposal.template.system
     old_rows = [r for d in old.demos for r in d["extraction"].splitlines() if r.startswith("entity")]
     new_rows = [r for d in new.demos for r in d["extraction"].splitlines() if r.startswith("entity")]
-    assert all(r.endswith("named in the text.") for r in old_rows)
+    assert old_rows and all(r.endswith("named in the text.") for r in old_rows)
     quoted = [r.split("{tuple_delimiter}")[3].rstrip(".") for r in new_rows if not r.endswith("named in the text.")]
     texts = " ".join(d["input_text"] for d in new.demos)
     assert quoted and all(q.split()[0] in texts.split() for q in quoted)
@@ -106,4 +106,4 @@ def test_grounded_descriptions_quote_the_words_around_the_mention():
     reference = {"entities": [["Jonathan Lifa", "Peop"], ["Morgan City", "Loc"], ["Texaco", "Org"]], "relations": []}
     rows = [r.split("{tuple_delimiter}")[3] for r in extraction_rows(reference, text, "grounded")]
     assert rows == ["said Chevron spokesman Jonathan Lifa.", "was towed to Morgan City , La.",
-                    "Texaco is a organization named in the text."]  # not in the text: the type sentence
+                    "Texaco is an organization named in the text."]  # not in the text: the type sentence

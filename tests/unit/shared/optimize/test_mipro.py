@@ -166,3 +166,15 @@ def test_demo_sets_are_demo_search_candidates_and_only_extraction_has_them(menv)
     other = RunContext(engine=engine, settings=settings, run_id=0, family="summarization", model="m", seed=3,
                        parent=get_family("summarization").baseline(), options={}, train=[])
     assert demo_sets(other, DEFAULTS) == [[]]
+
+
+def test_an_old_mipro_run_keeps_the_demo_descriptions_it_started_with(menv):
+    from shared.optimize import mipro_search
+
+    settings, engine = menv
+    ctx = RunContext(engine=engine, settings=settings, run_id=0, family="entity_extraction", model="m", seed=3,
+                     parent=get_family("entity_extraction").baseline(), options={}, train=[])
+    assert mipro_search._style(ctx) == "type"  # stored before the option: no "descriptions" key
+    assert mipro_search.prepare("entity_extraction", {})["descriptions"] == "grounded"
+    with pytest.raises(ValueError, match="descriptions are one of type, grounded, not 'long'"):
+        mipro_search.prepare("entity_extraction", {"descriptions": "long"})

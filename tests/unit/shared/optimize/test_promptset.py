@@ -102,3 +102,18 @@ def test_guidance_spliced_into_the_sentence_by_an_older_run_is_moved_out(parent)
     moved = components(FAMILY, with_guidance(FAMILY, old, "New rule."))["instruction"]
     assert moved.count(GUIDANCE) == 1 and "Old rule." not in moved
     assert moved.replace(f"{GUIDANCE}\nNew rule.\n\n", "") == instruction
+
+
+def test_a_run_stored_before_the_fix_resumes_with_its_old_placement(parent):
+    """Runs keep the prompts they started with: no ``guidance_at`` in their options is the old place."""
+    from shared.optimize import gepa_search, mipro_search, rule_search
+    from shared.optimize.promptset import GUIDANCE, guidance_placement, with_guidance
+
+    instruction = components(FAMILY, parent)["instruction"]
+    at = instruction.index("---Entity Types---")
+    old = components(FAMILY, with_guidance(FAMILY, parent, "A rule.", guidance_placement({})))["instruction"]
+    assert old == instruction[:at] + f"{GUIDANCE}\nA rule.\n\n" + instruction[at:]
+    for module in (rule_search, gepa_search, mipro_search):
+        assert guidance_placement(module.prepare(FAMILY, {})) == "header", module.NAME
+    with pytest.raises(ValueError, match="task guidance goes at one of header, mention, not 'top'"):
+        with_guidance(FAMILY, parent, "A rule.", "top")
