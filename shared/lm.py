@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import LMCacheEntry
+from .optimize.demos import mention_context
 from .settings import Settings
 
 
@@ -249,15 +250,6 @@ def _clean_rows(messages: list[dict]) -> str:
     return "\n".join(rows + (["<|COMPLETE|>"] if "<|COMPLETE|>" in prompt else []))
 
 
-def _around(name: str, text: str, width: int = 3) -> str:
-    """The words of ``text`` around the first mention of ``name`` (``name`` itself if not found)."""
-    words, target = text.split(), name.split()
-    for i in range(len(words) - len(target) + 1):
-        if words[i:i + len(target)] == target:
-            return " ".join(words[max(0, i - width):i + len(target) + width])
-    return name
-
-
 def _last_demo_says_nothing(prompt: str) -> bool:
     """Whether every entity row of the prompt's last worked example is the "... named in the text." filler."""
     if "<Input Text>" not in prompt:
@@ -289,7 +281,7 @@ def follow_prompt(messages: list[dict]) -> str:
     names = list(dict.fromkeys(_CAPITALIZED.findall(text)))
     filler = _last_demo_says_nothing(prompt)
     rows = [f"entity<|#|>{n}<|#|>{'person' if demos >= 2 else 'other'}<|#|>"
-            + (f"{n} is named in the text." if filler else f"{_around(n, text)}.") for n in names]
+            + (f"{n} is named in the text." if filler else f"{mention_context(n, text) or n}.") for n in names]
     if demos == 0 and "never the extractor" not in guidance:
         rows.append("entity<|#|>Knowledge Graph Specialist<|#|>other<|#|>The one extracting.")
     if (demos >= 2 or "completion delimiter" in guidance) and "<|COMPLETE|>" in prompt:

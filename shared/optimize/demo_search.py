@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..models import EvalExample
 from .base import Proposal, RunContext
-from .demos import DESCRIPTION_STYLES, demo_fields, extraction_demo, extraction_rows
+from .demos import DESCRIPTION_STYLES, demo_fields, demo_record, extraction_demo
 from .promptset import LIGHTRAG_PARTS, components, rebuild
 
 NAME = "demos"
@@ -79,5 +79,5 @@ def propose(ctx: RunContext, history: list[dict]) -> Proposal | None:
     style = opts["descriptions"]
     template = rebuild(ctx.family, ctx.parent,
                        demos=base + [extraction_demo(text, ref, style) for _, text, ref in picks])
-    demos = [{"input_text": text, "extraction": "\n".join(extraction_rows(ref, text, style))} for _, text, ref in picks]
+    demos = [demo_record(text, ref, style) for _, text, ref in picks]
     return Proposal(template=template, config={"kind": "demos", "demo_ids": [i for i, _, _ in picks]}, demos=demos)

@@ -29,7 +29,7 @@ def _escape(text: str) -> str:
 DESCRIPTION_STYLES = ("type", "grounded")
 
 
-def _context(name: str, text: str, width: int = 3) -> str | None:
+def mention_context(name: str, text: str, width: int = 3) -> str | None:
     """Up to ``width`` words either side of ``name``'s first mention in ``text`` (None if not found)."""
     words, target = text.split(), name.split()
     for i in range(len(words) - len(target) + 1):
@@ -47,12 +47,11 @@ def _description(name: str, kind: str, text: str | None, style: str) -> str:
     if style not in DESCRIPTION_STYLES:
         raise ValueError(f"demo descriptions are one of {', '.join(DESCRIPTION_STYLES)}, not {style!r}")
     if style == "grounded":
-        context = _context(name, text or "")
+        context = mention_context(name, text or "")
         if context and context != name:
             return context.rstrip(".") + "."
-        if kind != "Other":  # the type sentence, in English (the "type" style keeps its old wording)
-            return f"{name} is {'an' if kind[0] in 'AEIOU' else 'a'} {kind.lower()} named in the text."
-    return f"{name} is a {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
+    article = "an" if style == "grounded" and kind[0] in "AEIOU" else "a"  # "type" keeps its old wording
+    return f"{name} is {article} {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
 
 
 def extraction_rows(reference: dict, text: str | None = None, descriptions: str = "type") -> list[str]:
@@ -68,6 +67,11 @@ def extraction_rows(reference: dict, text: str | None = None, descriptions: str 
         keyword, verb = RELATIONS.get(label, (label.lower().replace("_", " "), label.lower().replace("_", " ")))
         rows.append(td.join(["relation", _escape(head), _escape(tail), keyword, _escape(f"{head} {verb} {tail}.")]))
     return rows
+
+
+def demo_record(text: str, reference: dict, descriptions: str = "type") -> dict:
+    """A labelled demo as the family's DSPy fields (what a saved program and a proposer see)."""
+    return {"input_text": text, "extraction": "\n".join(extraction_rows(reference, text, descriptions))}
 
 
 def extraction_demo(text: str, reference: dict, descriptions: str = "type") -> str:

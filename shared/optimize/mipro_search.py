@@ -26,7 +26,7 @@ from ..families import get_family
 from ..lm import LMError
 from . import demo_search
 from .base import RunContext
-from .demos import extraction_demo, extraction_rows
+from .demos import demo_record, extraction_demo, extraction_rows
 from .gepa_search import seed_text
 from .promptset import InvalidCandidate, components, guidance_placement, rebuild, with_guidance
 from .scoring import objective
@@ -128,11 +128,6 @@ def prepare(family: str, options: dict) -> dict:
 
 def _style(ctx: RunContext) -> str:
     return {**DEFAULTS, **ctx.options}["descriptions"]
-
-
-def demo_record(text: str, reference: dict, descriptions: str = "type") -> dict:
-    """A labelled demo as the family's DSPy fields (what the saved program and the proposer see)."""
-    return {"input_text": text, "extraction": "\n".join(extraction_rows(reference, text, descriptions))}
 
 
 def trainset(ctx: RunContext) -> list:
