@@ -59,9 +59,10 @@ def parse_args():
     p.add_argument("--parent", help="name of the variant to improve (e.g. DSPY_A); default: LightRAG's")
     p.add_argument("--parent-demos", choices=("keep", "drop"),
                    help="keep LightRAG's worked examples and append the demos, or put the demos in their place")
-    p.add_argument("--demo-descriptions", choices=("type", "grounded"),
+    p.add_argument("--demo-descriptions", choices=("type", "grounded", "relations"),
                    help="demos: how the demos describe entities (a new run's default: grounded, quoting the text; "
-                        "runs 1-8 used type: 'X is a person named in the text.'). Without it, a run stored "
+                        "runs 1-8 used type: 'X is a person named in the text.'; relations: a sentence from the "
+                        "entity's gold relation, 'X is a person who works for Y.'). Without it, a run stored "
                         "with the same other arguments before the option existed is resumed as it was (type)")
     p.add_argument("--demo-counts", help="how many demos a candidate may have, e.g. 3,4,5 (default: the optimizer's)")
     p.add_argument("--drop-shares", help="prune: shares of the instruction's rules a candidate drops, e.g. "

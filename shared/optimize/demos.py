@@ -15,6 +15,9 @@ ENTITY_TYPES = {"Peop": "Person", "Org": "Organization", "Loc": "Location", "Oth
 RELATIONS = {"Kill": ("killing", "killed"), "Work_For": ("employment", "works for"),
              "Live_In": ("residence", "lives in"), "Located_In": ("location", "is located in"),
              "OrgBased_In": ("headquarters", "is based in")}
+#: How a ``relations`` description names an entity by the other end of a relation it is the tail of.
+TAIL_PHRASES = {"Kill": "killed by {head}", "Work_For": "that {head} works for", "Live_In": "where {head} lives",
+                "Located_In": "where {head} is", "OrgBased_In": "where {head} is based"}
 
 
 def _escape(text: str) -> str:
@@ -24,9 +27,11 @@ def _escape(text: str) -> str:
 
 #: How a demo describes its entities: ``type`` ("X is a person named in the text.", what runs made
 #: before 2026-12-01 used: it teaches the model descriptions that say nothing, which no score but
-#: ``description_grounding`` sees) or ``grounded`` (the words around its mention in the text: what
-#: the text says about it, at no LM cost).
-DESCRIPTION_STYLES = ("type", "grounded")
+#: ``description_grounding`` sees), ``grounded`` (the words around its mention in the text: what
+#: the text says about it, at no LM cost) or ``relations`` (one short sentence from the entity's first
+#: gold relation, "Will Rogers is a person who lives in Oologah , Okla.", the shape of LightRAG's own
+#: descriptions; an entity in no relation gets ``type``'s sentence).
+DESCRIPTION_STYLES = ("type", "grounded", "relations")
 
 
 def mention_context(name: str, text: str, width: int = 3) -> str | None:
@@ -43,14 +48,30 @@ def mention_context(name: str, text: str, width: int = 3) -> str | None:
     return None
 
 
-def _description(name: str, kind: str, text: str | None, style: str) -> str:
+def _related(name: str, kind: str, relations: list) -> str | None:
+    """``relations``' sentence: the entity's first gold relation, as its head if it is one."""
+    ordered = [r for r in relations if r[0] == name] + [r for r in relations if r[1] == name]
+    if not ordered:
+        return None
+    head, tail, label = ordered[0]
+    noun = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind.lower()}" if kind != "Other" else "an entity"
+    if head == name:
+        verb = RELATIONS.get(label, (None, label.lower().replace("_", " ")))[1]
+        return f"{name} is {noun} {'who' if kind == 'Person' else 'that'} {verb} {tail}."
+    phrase = TAIL_PHRASES.get(label, "related to {head}").format(head=head)
+    return f"{name} is {noun} {phrase}."
+
+
+def _description(name: str, kind: str, text: str | None, style: str, relations: list = ()) -> str:
     if style not in DESCRIPTION_STYLES:
         raise ValueError(f"demo descriptions are one of {', '.join(DESCRIPTION_STYLES)}, not {style!r}")
     if style == "grounded":
         context = mention_context(name, text or "")
         if context and context != name:
             return context.rstrip(".") + "."
-    article = "an" if style == "grounded" and kind[0] in "AEIOU" else "a"  # "type" keeps its old wording
+    if style == "relations" and (sentence := _related(name, kind, list(relations))):
+        return sentence
+    article = "an" if style != "type" and kind[0] in "AEIOU" else "a"  # "type" keeps its old wording
     return f"{name} is {article} {kind.lower()} named in the text." if kind != "Other" else f"{name} is named in the text."
 
 
@@ -61,7 +82,7 @@ def extraction_rows(reference: dict, text: str | None = None, descriptions: str 
     rows = []
     for name, etype in reference["entities"]:
         kind = ENTITY_TYPES.get(etype, etype)
-        desc = _description(name, kind, text, descriptions)
+        desc = _description(name, kind, text, descriptions, reference.get("relations", []))
         rows.append(td.join(["entity", _escape(name), kind, _escape(desc)]))
     for head, tail, label in reference.get("relations", []):
         keyword, verb = RELATIONS.get(label, (label.lower().replace("_", " "), label.lower().replace("_", " ")))

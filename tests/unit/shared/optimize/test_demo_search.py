@@ -83,7 +83,7 @@ def test_a_new_run_stores_grounded_descriptions_and_an_old_one_keeps_type(env):
     settings, engine = env
     assert demo_search.prepare("entity_extraction", {"candidates": 2})["descriptions"] == "grounded"
     assert demo_search.prepare("entity_extraction", {"descriptions": "type"})["descriptions"] == "type"
-    with pytest.raises(ValueError, match="descriptions are one of type, grounded, not 'long'"):
+    with pytest.raises(ValueError, match="descriptions are one of type, grounded, relations, not 'long'"):
         demo_search.prepare("entity_extraction", {"descriptions": "long"})
     old = demo_search.propose(context(settings, engine, demo_counts=[2]), history=[{}])  # stored before the option
     new = demo_search.propose(context(settings, engine, demo_counts=[2], descriptions="grounded"), history=[{}])
@@ -107,3 +107,23 @@ def test_grounded_descriptions_quote_the_words_around_the_mention():
     rows = [r.split("{tuple_delimiter}")[3] for r in extraction_rows(reference, text, "grounded")]
     assert rows == ["said Chevron spokesman Jonathan Lifa.", "was towed to Morgan City , La.",
                     "Texaco is an organization named in the text."]  # not in the text: the type sentence
+
+
+def test_relations_descriptions_say_the_entitys_first_gold_relation():
+    from shared.metrics import description_grounding, parse_extraction
+    from shared.optimize.demos import extraction_rows
+
+    text = "In 1879 , humorist Will Rogers was born in Oologah , Okla . , Chevron said ."
+    reference = {"entities": [["Will Rogers", "Peop"], ["Oologah , Okla", "Loc"], ["Chevron", "Org"],
+                              ["1879", "Other"]],
+                 "relations": [["Will Rogers", "Oologah , Okla", "Live_In"]]}
+    rows = extraction_rows(reference, text, "relations")
+    assert [r.split("{tuple_delimiter}")[3] for r in rows[:4]] == [
+        "Will Rogers is a person who lives in Oologah , Okla.",  # the head of the relation
+        "Oologah , Okla is a location where Will Rogers lives.",  # its tail
+        "Chevron is an organization named in the text.",  # in no relation: the type sentence
+        "1879 is named in the text."]
+    assert rows[4].endswith("Will Rogers lives in Oologah , Okla.")  # relation rows are as before
+    parsed = parse_extraction("\n".join(rows).replace("{tuple_delimiter}", "<|#|>") + "\n<|COMPLETE|>")
+    described = [(n, t, parsed.descriptions.get(n, "")) for n, t in parsed.entities]
+    assert len(described) == 4 and description_grounding(described, text) == 0.5  # two of the four say something
