@@ -176,5 +176,5 @@ def test_an_old_mipro_run_keeps_the_demo_descriptions_it_started_with(menv):
                      parent=get_family("entity_extraction").baseline(), options={}, train=[])
     assert mipro_search._style(ctx) == "type"  # stored before the option: no "descriptions" key
     assert mipro_search.prepare("entity_extraction", {})["descriptions"] == "grounded"
-    with pytest.raises(ValueError, match="descriptions are one of type, grounded, not 'long'"):
+    with pytest.raises(ValueError, match="descriptions are one of type, grounded, relations, not 'long'"):
         mipro_search.prepare("entity_extraction", {"descriptions": "long"})
