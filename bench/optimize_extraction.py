@@ -137,8 +137,13 @@ def dev_ids(engine) -> list[int]:
             .order_by(EvalExample.id)).scalars())
 
 
+#: Below this a scored row's latency is a cache hit, not a call of the local model (which takes seconds).
+CACHED_MS = 100
+
+
 def measured_seconds(engine, variant_id: int, refs) -> list[float | None]:
-    """Per example, the latency of the call that really ran (cached re-scorings take ~0 s)."""
+    """Per example, the latency of the call that really ran (cached re-scorings take ~0 s): None where
+    no real call is on record."""
     from sqlalchemy import func, select
 
     from shared.models import EvaluationScore
@@ -148,7 +153,9 @@ def measured_seconds(engine, variant_id: int, refs) -> list[float | None]:
             select(EvaluationScore.example_source, EvaluationScore.example_id, func.max(EvaluationScore.latency_ms))
             .where(EvaluationScore.variant_id == variant_id, EvaluationScore.ok.is_(True))
             .group_by(EvaluationScore.example_source, EvaluationScore.example_id)))
-    return [rows[(r.source, r.id)] / 1000 if rows.get((r.source, r.id)) else None for r in refs]
+    # A row under CACHED_MS was answered from the LM cache (a database rebuilt with --import-cache holds
+    # only such rows for the answers it replayed): no seconds were measured for it.
+    return [rows[(r.source, r.id)] / 1000 if (rows.get((r.source, r.id)) or 0) >= CACHED_MS else None for r in refs]
 
 
 def output_tokens(settings, model: str, outputs: list[str | None]) -> list[int]:
@@ -156,6 +163,11 @@ def output_tokens(settings, model: str, outputs: list[str | None]) -> list[int]:
 
     llama = get_lm(model, settings)._llama()
     return [len(llama.tokenize(o.encode(), add_bos=False)) for o in outputs if o is not None]
+
+
+def seconds_cell(value: float | None) -> str:
+    """A table cell: "—" where no call was measured (every answer came from the cache)."""
+    return "—" if value is None else f"{value:.1f}"
 
 
 def summarize(scores, seconds, tokens) -> dict:
@@ -323,7 +335,7 @@ def main() -> None:
              "|---|" + "---|" * (len(REPORTED) + 3)]
     for label, row in table.items():
         lines.append(f"| {label} | " + " | ".join(f"{row[m]:.3f}" for m in REPORTED)
-                     + f" | {row['seconds_per_call'] or 0:.1f} | {row['output_tokens_per_call'] or 0:.0f} | {row['failed']} |")
+                     + f" | {seconds_cell(row['seconds_per_call'])} | {row['output_tokens_per_call'] or 0:.0f} | {row['failed']} |")
     (RESULTS / f"optimize_extraction.{args.model}{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
