@@ -32,11 +32,13 @@ FAMILY = "entity_extraction"
 
 
 def _wait(engine, console, done, deadline, shown, t0) -> bool:
-    """Poll SQL each second, printing new timeline rows, until ``done()`` or the deadline."""
+    """Poll SQL each second, printing new timeline rows, until ``done()`` or the deadline. A row can be
+    committed after a later-stamped one was printed (an alert fired while a run finished, on a busy
+    machine): rows are told apart by content, not by position, so such a row is printed late, not lost."""
     from shared.demo.timeline import timeline
 
     while time.monotonic() < deadline:
-        for when, what, detail in timeline(engine)[len(shown):]:
+        for when, what, detail in [row for row in timeline(engine) if row not in shown]:
             shown.append((when, what, detail))
             console.print(f"  {(when - t0).total_seconds():+7.1f}s  [bold]{what}[/bold]  {detail}")
         if done():
