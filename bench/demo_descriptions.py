@@ -3,12 +3,13 @@
     .venv/bin/python bench/demo_descriptions.py --run 12 --trial 5 --styles type,grounded,relations
 
 Takes the demo sentences a ``demos`` trial drew (its ``demo_ids``), renders them again in each
-description style of ``shared/optimize/demos.py`` onto the run's parent, and scores each rendering on
-the run's search set (``--on val``: its validation set) with the model and LM cache of
-``bench/optimize_extraction.py``'s SQLite file. Only the demos' descriptions differ between the rows,
-so the table isolates what the style does: format compliance, entity and relation F1, hallucination,
-description grounding and words per answer. A rendering scored before costs no LM call. Nothing is
-registered as a candidate: the rows are trial variants (``run<R>-trial<T>-<style>``), never served.
+description style of ``shared/optimize/demos.py``, and scores each rendering on the run's search set
+(``--on val``: its validation set) with the model and LM cache of ``bench/optimize_extraction.py``'s
+SQLite file. The trial is proposed again by the demos optimizer itself with only the style changed
+(same seed and trial number, so the same demo sentences), so the table isolates what the style does:
+format compliance, entity and relation F1, hallucination, description grounding and words per answer.
+A rendering scored before costs no LM call. Nothing is registered as a candidate: the rows are trial
+variants (``run<R>-trial<T>-<style>``), never served.
 Results: ``bench/results/demo_descriptions.<model>.run<R>-trial<T>.{json,md}``.
 """
 
@@ -50,9 +51,10 @@ def main() -> None:
     from shared.db import get_engine
     from shared.evaluation import ExampleRef
     from shared.families.template import PromptTemplate
-    from shared.models import EvalExample, OptimizationTrial, PromptVariant
-    from shared.optimize.demos import DESCRIPTION_STYLES, extraction_demo
-    from shared.optimize.promptset import rebuild
+    from shared.models import OptimizationTrial, PromptVariant
+    from shared.optimize import demo_search
+    from shared.optimize.base import RunContext
+    from shared.optimize.demos import DESCRIPTION_STYLES
     from shared.optimize.runs import load_run
     from shared.optimize.scoring import score_variant
     from shared.optimize.variants import trial_variant
@@ -75,21 +77,19 @@ def main() -> None:
             sys.exit(f"run {run.id} has no demos trial {args.trial}: give a trial of a demos run")
         parent = PromptTemplate.from_json(conn.execute(select(PromptVariant.template).where(
             PromptVariant.id == run.parent_id)).scalar_one())
-        picked = {i: (json.loads(text)["input_text"], json.loads(ref)) for i, text, ref in conn.execute(
-            select(EvalExample.id, EvalExample.input, EvalExample.reference)
-            .where(EvalExample.id.in_(config["demo_ids"])))}
-    if json.loads(run.settings)["optimizer_options"].get("parent_demos", "keep") != "keep":
-        sys.exit("this bench renders demos after the parent's own examples (parent_demos 'keep')")
     sets = json.loads(run.train_ids if args.on == "search" else run.val_ids)
     refs = [ExampleRef(source, i, FAMILY) for source, i in sets]
-    from shared.optimize.promptset import components
-
-    base = components(FAMILY, parent)["demos"] or []
+    options = json.loads(run.settings)["optimizer_options"]
     table = {}
     for style in styles:
-        demos = [extraction_demo(*picked[i], style) for i in config["demo_ids"]]
-        template = rebuild(FAMILY, parent, demos=base + demos)
-        variant_id = trial_variant(engine, run.id, f"{args.trial}-{style}", FAMILY, run.model, template, run.parent_id)
+        # The trial proposed again with another style: the same seeded picks, rendered as the run did.
+        ctx = RunContext(engine=engine, settings=settings, run_id=run.id, family=run.family, model=run.model,
+                         seed=run.seed, parent=parent, options=options | {"descriptions": style}, train=refs)
+        proposal = demo_search.propose(ctx, history=[{}] * args.trial)
+        if proposal is None or proposal.config["demo_ids"] != config["demo_ids"]:
+            sys.exit(f"run {run.id}'s trial {args.trial} cannot be proposed again here (its demo pool changed)")
+        variant_id = trial_variant(engine, run.id, f"{args.trial}-{style}", FAMILY, run.model, proposal.template,
+                                   run.parent_id)
         print(f"scoring trial {args.trial}'s demos with {style} descriptions on {len(refs)} sentences...", flush=True)
         scores = score_variant(engine, settings, variant_id, refs, batch_size=2)
         table[style] = {m: scores.mean(m) for m in COLUMNS} | {"lm_calls": scores.lm_calls,
