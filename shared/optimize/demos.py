@@ -57,9 +57,10 @@ def _related(name: str, kind: str, relations: list) -> str | None:
     noun = f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind.lower()}" if kind != "Other" else "an entity"
     if head == name:
         verb = RELATIONS.get(label, (None, label.lower().replace("_", " ")))[1]
-        return f"{name} is {noun} {'who' if kind == 'Person' else 'that'} {verb} {tail}."
-    phrase = TAIL_PHRASES.get(label, "related to {head}").format(head=head)
-    return f"{name} is {noun} {phrase}."
+        sentence = f"{name} is {noun} {'who' if kind == 'Person' else 'that'} {verb} {tail}"
+    else:
+        sentence = f"{name} is {noun} {TAIL_PHRASES.get(label, 'related to {head}').format(head=head)}"
+    return sentence.rstrip(".") + "."  # a name ending in "." ("Okla.") ends the sentence once
 
 
 def _description(name: str, kind: str, text: str | None, style: str, relations: list = ()) -> str:

@@ -127,3 +127,13 @@ def test_relations_descriptions_say_the_entitys_first_gold_relation():
     parsed = parse_extraction("\n".join(rows).replace("{tuple_delimiter}", "<|#|>") + "\n<|COMPLETE|>")
     described = [(n, t, parsed.descriptions.get(n, "")) for n, t in parsed.entities]
     assert len(described) == 4 and description_grounding(described, text) == 0.5  # two of the four say something
+
+
+def test_relations_descriptions_end_once_after_a_name_ending_in_a_period():
+    from shared.optimize.demos import extraction_rows
+
+    reference = {"entities": [["Gen. Grant", "Peop"], ["Richmond , Va.", "Loc"]],
+                 "relations": [["Gen. Grant", "Richmond , Va.", "Live_In"]]}
+    rows = extraction_rows(reference, "Gen. Grant lived in Richmond , Va. then .", "relations")
+    assert [r.split("{tuple_delimiter}")[3] for r in rows[:2]] == [
+        "Gen. Grant is a person who lives in Richmond , Va.", "Richmond , Va. is a location where Gen. Grant lives."]
