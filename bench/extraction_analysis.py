@@ -130,7 +130,13 @@ def main() -> None:
     p.add_argument("--variants", default="DSPY_A,baseline",
                    help="comma-separated variant names; each one's latest held-out answers are read")
     p.add_argument("--test", type=int, default=50, help="held-out sentences (bench/optimize_extraction.py --test)")
+    p.add_argument("--as", dest="labels", default="",
+                   help="comma-separated names to report the variants under (default: their own names)")
     args = p.parse_args()
+    names = args.variants.split(",")
+    labels = args.labels.split(",") if args.labels else names
+    if len(labels) != len(names):
+        p.error(f"--as gives {len(labels)} names for {len(names)} variants: give one name per variant")
     from llama_cpp import Llama
 
     from shared.families import get_family
@@ -147,8 +153,9 @@ def main() -> None:
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
     ids = test_ids(db, args.test)
-    report = {}
-    for name in args.variants.split(","):
+    out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
+    report = json.loads(out.read_text()) if out.exists() else {}  # the variants not read this time are kept
+    for name, label in zip(names, labels):
         variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
                                           "and name=?", (name,)).fetchone()
         batch = held_out_batch(db, variant_id, ids)
@@ -161,16 +168,15 @@ def main() -> None:
                   for _, _, text, _ in rows]
         failures = collections.Counter(failure(out or "") for out, metrics, _, _ in rows
                                        if json.loads(metrics or "{}").get("format_compliance", 1) < 1)
-        report[name] = {"held_out": len(rows), "prompt_tokens_per_call": sum(tokens) / len(tokens),
+        report[label] = {"held_out": len(rows), "prompt_tokens_per_call": sum(tokens) / len(tokens),
                         "format_failures": dict(failures),
                         "description_words_per_row": description_words(out for out, _, _, _ in rows),
                         "description_grounding": grounding([(out, json.loads(text)["input_text"])
                                                             for out, _, text, _ in rows]),
                         "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
                                           for out, _, text, ref in rows])}
-    out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
     out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
+    print(json.dumps({label: report[label] for label in labels}, indent=1))
 
 
 if __name__ == "__main__":

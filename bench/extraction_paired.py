@@ -10,6 +10,9 @@ comparisons.
 No LM call is made.
 
     .venv/bin/python bench/extraction_paired.py --against DSPY_A --variants DSPY_B,DSPY_D,DSPY_E,baseline
+
+The report keeps the variants already in it that are not compared this time (a variant of an older
+bench database); `--as` names a variant differently in the report.
 """
 
 from __future__ import annotations
@@ -88,30 +91,42 @@ def main() -> None:
     p.add_argument("--resamples", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test", type=int, default=50, help="held-out sentences (bench/optimize_extraction.py --test)")
+    p.add_argument("--as", dest="labels", default="",
+                   help="comma-separated names to report the variants under, e.g. 'run 11 (DSPY_B)' for a variant "
+                        "of a rebuilt bench database (default: their own names)")
     args = p.parse_args()
     if args.resamples < 1 or args.test < 1:
         p.error("--resamples and --test must be at least 1")
+    names = args.variants.split(",")
+    labels = args.labels.split(",") if args.labels else names
+    if len(labels) != len(names):
+        p.error(f"--as gives {len(labels)} names for {len(names)} variants: give one name per variant")
     path = RESULTS / f"optimize_extraction.{args.model}.sqlite"
     if not path.exists():
         sys.exit(f"{path} does not exist: run bench/optimize_extraction.py first")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # a run may be writing to it
     ids = test_ids(db, args.test)
     reference = held_out(db, args.against, ids)
+    out_json = RESULTS / f"optimize_extraction.{args.model}.paired.json"
     report = {"against": args.against, "resamples": args.resamples, "seed": args.seed, "variants": {}}
+    if out_json.exists():  # keep the variants not compared this time (an older bench database's)
+        kept = json.loads(out_json.read_text())
+        if all(kept.get(k) == report[k] for k in ("against", "resamples", "seed")):
+            report["variants"] = kept["variants"]
+    for name, label in zip(names, labels):
+        scores = held_out(db, name, ids)
+        report["variants"][label] = {m: compare(scores, reference, m, args.resamples, args.seed) for m in METRICS}
     lines = [f"# Held-out differences against {args.against} (paired bootstrap, {args.resamples} resamples)", "",
              "(for hallucination_rate, higher is worse)", "",
              "| variant | metric | mean difference | 95% interval | sentences higher / lower | sign test p |",
              "|---|---|---|---|---|---|"]
-    for name in args.variants.split(","):
-        scores = held_out(db, name, ids)
-        report["variants"][name] = {m: compare(scores, reference, m, args.resamples, args.seed) for m in METRICS}
-        for m, r in report["variants"][name].items():
+    for name, metrics in report["variants"].items():
+        for m, r in metrics.items():
             lo, hi = r["interval_95"]
             lines.append(f"| {name} | {m} | {r['mean_difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
                          f"{r['higher']} / {r['lower']} (of {r['sentences']}) | {r['sign_test_p']:.3f} |")
-    out = f"optimize_extraction.{args.model}.paired"
-    (RESULTS / f"{out}.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / f"{out}.md").write_text("\n".join(lines) + "\n")
+    out_json.write_text(json.dumps(report, indent=1))
+    (RESULTS / f"optimize_extraction.{args.model}.paired.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
