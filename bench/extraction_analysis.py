@@ -153,11 +153,15 @@ def main() -> None:
     family = get_family("entity_extraction")
     vocab = Llama(model_path=str(model_path(get_settings().models_dir, args.model)), vocab_only=True, verbose=False)
     ids = test_ids(db, args.test)
-    out = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
-    report = json.loads(out.read_text()) if out.exists() else {}  # the variants not read this time are kept
+    report_path = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
+    # the variants not read this time (an older bench database's) are kept
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
     for name, label in zip(names, labels):
-        variant_id, template = db.execute("select id, template from prompt_variants where family='entity_extraction' "
-                                          "and name=?", (name,)).fetchone()
+        row = db.execute("select id, template from prompt_variants where family='entity_extraction' and name=?",
+                         (name,)).fetchone()
+        if row is None:
+            sys.exit(f"no variant {name!r} in the bench's SQLite file: run bench/optimize_extraction.py first")
+        variant_id, template = row
         batch = held_out_batch(db, variant_id, ids)
         if batch is None:
             sys.exit(f"{name!r} has not been scored on the {args.test} held-out sentences")
@@ -175,7 +179,7 @@ def main() -> None:
                                                             for out, _, text, _ in rows]),
                         "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
                                           for out, _, text, ref in rows])}
-    out.write_text(json.dumps(report, indent=1))
+    report_path.write_text(json.dumps(report, indent=1))
     print(json.dumps({label: report[label] for label in labels}, indent=1))
 
 

@@ -112,7 +112,8 @@ def main() -> None:
     if out_json.exists():  # keep the variants not compared this time (an older bench database's)
         kept = json.loads(out_json.read_text())
         if all(kept.get(k) == report[k] for k in ("against", "resamples", "seed")):
-            report["variants"] = kept["variants"]
+            report["variants"] = {name: metrics for name, metrics in kept["variants"].items()
+                                  if all(r["sentences"] == len(ids) for r in metrics.values())}
     for name, label in zip(names, labels):
         scores = held_out(db, name, ids)
         report["variants"][label] = {m: compare(scores, reference, m, args.resamples, args.seed) for m in METRICS}
