@@ -133,18 +133,15 @@ def main() -> None:
     p.add_argument("--as", dest="labels", default="",
                    help="comma-separated names to report the variants under (default: their own names)")
     args = p.parse_args()
-    names = args.variants.split(",")
-    labels = args.labels.split(",") if args.labels else names
-    if len(labels) != len(names):
-        p.error(f"--as gives {len(labels)} names for {len(names)} variants: give one name per variant")
+    from extraction_paired import held_out_batch, labelled, test_ids, variant
+
+    pairs = labelled(p, args.variants, args.labels)
     from llama_cpp import Llama
 
     from shared.families import get_family
     from shared.families.template import PromptTemplate
     from shared.localmodels import model_path
     from shared.settings import get_settings
-
-    from extraction_paired import held_out_batch, test_ids
 
     path = RESULTS / f"optimize_extraction.{args.model}.sqlite"
     if not path.exists():
@@ -156,12 +153,8 @@ def main() -> None:
     report_path = RESULTS / f"optimize_extraction.{args.model}.analysis.json"
     # the variants not read this time (an older bench database's) are kept
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    for name, label in zip(names, labels):
-        row = db.execute("select id, template from prompt_variants where family='entity_extraction' and name=?",
-                         (name,)).fetchone()
-        if row is None:
-            sys.exit(f"no variant {name!r} in the bench's SQLite file: run bench/optimize_extraction.py first")
-        variant_id, template = row
+    for name, label in pairs:
+        variant_id, template = variant(db, name)
         batch = held_out_batch(db, variant_id, ids)
         if batch is None:
             sys.exit(f"{name!r} has not been scored on the {args.test} held-out sentences")
@@ -180,7 +173,7 @@ def main() -> None:
                         "errors": errors([(out, json.loads(ref), json.loads(text)["input_text"])
                                           for out, _, text, ref in rows])}
     report_path.write_text(json.dumps(report, indent=1))
-    print(json.dumps({label: report[label] for label in labels}, indent=1))
+    print(json.dumps({label: report[label] for _, label in pairs}, indent=1))
 
 
 if __name__ == "__main__":

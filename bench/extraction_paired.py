@@ -46,16 +46,32 @@ def held_out_batch(db: sqlite3.Connection, variant_id: int, ids: list[int]) -> i
     return next((b for b in sorted(batches, reverse=True) if batches[b] == set(ids)), None)
 
 
-def held_out(db: sqlite3.Connection, name: str, ids: list[int]) -> dict[int, dict]:
-    """example id -> per-sentence metrics of ``name``'s held-out answers."""
-    row = db.execute("select id from prompt_variants where family='entity_extraction' and name=?", (name,)).fetchone()
+def variant(db: sqlite3.Connection, name: str) -> tuple[int, str]:
+    """The extraction variant ``name``'s id and template JSON; exits with one line if there is none."""
+    row = db.execute("select id, template from prompt_variants where family='entity_extraction' and name=?",
+                     (name,)).fetchone()
     if row is None:
         sys.exit(f"no variant {name!r} in the bench's SQLite file: run bench/optimize_extraction.py first")
-    batch = held_out_batch(db, row[0], ids)
+    return row
+
+
+def labelled(p: argparse.ArgumentParser, variants: str, labels: str) -> list[tuple[str, str]]:
+    """(variant name, name in the report) pairs from ``--variants`` and ``--as``."""
+    names = variants.split(",")
+    shown = labels.split(",") if labels else names
+    if len(shown) != len(names):
+        p.error(f"--as has {len(shown)} entries for {len(names)} variants: give one name per variant")
+    return list(zip(names, shown))
+
+
+def held_out(db: sqlite3.Connection, name: str, ids: list[int]) -> dict[int, dict]:
+    """example id -> per-sentence metrics of ``name``'s held-out answers."""
+    variant_id, _ = variant(db, name)
+    batch = held_out_batch(db, variant_id, ids)
     if batch is None:
         sys.exit(f"{name!r} has not been scored on the {len(ids)} held-out sentences")
     rows = db.execute("select example_id, metrics from evaluation_scores where variant_id=? and batch_id=?",
-                      (row[0], batch))
+                      (variant_id, batch))
     return {example: json.loads(metrics or "{}") for example, metrics in rows}
 
 
@@ -97,10 +113,7 @@ def main() -> None:
     args = p.parse_args()
     if args.resamples < 1 or args.test < 1:
         p.error("--resamples and --test must be at least 1")
-    names = args.variants.split(",")
-    labels = args.labels.split(",") if args.labels else names
-    if len(labels) != len(names):
-        p.error(f"--as gives {len(labels)} names for {len(names)} variants: give one name per variant")
+    pairs = labelled(p, args.variants, args.labels)
     path = RESULTS / f"optimize_extraction.{args.model}.sqlite"
     if not path.exists():
         sys.exit(f"{path} does not exist: run bench/optimize_extraction.py first")
@@ -114,7 +127,7 @@ def main() -> None:
         if all(kept.get(k) == report[k] for k in ("against", "resamples", "seed")):
             report["variants"] = {name: metrics for name, metrics in kept["variants"].items()
                                   if all(r["sentences"] == len(ids) for r in metrics.values())}
-    for name, label in zip(names, labels):
+    for name, label in pairs:
         scores = held_out(db, name, ids)
         report["variants"][label] = {m: compare(scores, reference, m, args.resamples, args.seed) for m in METRICS}
     lines = [f"# Held-out differences against {args.against} (paired bootstrap, {args.resamples} resamples)", "",
